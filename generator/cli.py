@@ -1,0 +1,147 @@
+"""The Click face of k10fleet: parse options, call the core, map outcomes to exit codes.
+
+Exit codes: 0 ok; 1 invalid input or failed check; 2 usage; 3 secret store,
+external tool or file system failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from generator import __version__, pipeline
+from generator.errors import CheckFailed, InvalidInput, K10FleetError
+from generator.problems import Problem, problems_as_json
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMAT_OPTION = click.option(
+    "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+    show_default=True, help="Report as human-readable text or as JSON on stdout.",
+)
+FLEET_ARGUMENT = click.argument("fleet", default="fleet.yaml", metavar="[FLEET]",
+                                type=click.Path(dir_okay=False))
+
+
+def _echo_problems(problems: Sequence[Problem], *, err: bool) -> None:
+    for problem in problems:
+        click.echo(problem.as_text(), err=err)
+
+
+def handle_errors(func: F) -> F:
+    """Turn core exceptions into messages and exit codes; tracebacks only with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug"))
+        as_json = kwargs.get("output_format") == "json"
+        try:
+            return func(*args, **kwargs)
+        except InvalidInput as e:
+            if as_json:
+                click.echo(problems_as_json(e.problems))
+            else:
+                _echo_problems(e.problems, err=True)
+            ctx.exit(e.exit_code)
+        except K10FleetError as e:
+            if debug:
+                traceback.print_exc()
+            if as_json:
+                click.echo(json.dumps({"error": str(e), "exit_code": e.exit_code}, indent=2))
+            else:
+                click.echo(f"k10fleet: error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as e:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"k10fleet: internal error: {type(e).__name__}: {e}. Run again with "
+                       "--debug for the traceback and report it.", err=True)
+            ctx.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="k10fleet")
+@click.option("--debug", is_flag=True, help="Show tracebacks, for bug reports.")
+def main(debug: bool) -> None:
+    """Declarative Veeam Kasten K10 multi-cluster fleets for GitOps.
+
+    Reads fleet.yaml, validates it and renders per-cluster Helm values and
+    Multi-Cluster manifests into a tree that Argo CD or Flux applies.
+    """
+
+
+@main.command()
+@FLEET_ARGUMENT
+@FORMAT_OPTION
+@handle_errors
+def validate(fleet: str, output_format: str) -> None:
+    """Check FLEET (default ./fleet.yaml) against the schema and the fleet rules."""
+    result = pipeline.validate(fleet)
+    if output_format == "json":
+        click.echo(problems_as_json(result.problems, file=fleet))
+    else:
+        _echo_problems(result.problems, err=False)
+        if result.valid:
+            click.echo(f"{fleet}: valid fleet {result.fleet.name if result.fleet else ''}"
+                       f" ({len(result.fleet.clusters) if result.fleet else 0} clusters)")
+    if not result.valid:
+        raise click.exceptions.Exit(1)
+
+
+@main.command()
+@FLEET_ARGUMENT
+@click.option("-o", "--output", "out_dir", default="output", show_default=True,
+              type=click.Path(file_okay=False), help="Directory of the rendered tree.")
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 listing files that are missing, differ or are extra.")
+@FORMAT_OPTION
+@handle_errors
+def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
+    """Render FLEET into the GitOps tree (default ./output)."""
+    outcome = pipeline.render(fleet, out_dir, check=check)
+    if output_format == "json":
+        report: dict[str, Any] = {"fleet": outcome.fleet.name, "output": out_dir,
+                                  "warnings": [p.as_text() for p in outcome.warnings],
+                                  "disconnect": outcome.disconnect}
+        if outcome.drift is not None:
+            report.update(clean=outcome.drift.clean, missing=outcome.drift.missing,
+                          differing=outcome.drift.differing, extra=outcome.drift.extra)
+        elif outcome.written is not None:
+            report.update(written=outcome.written.written, removed=outcome.written.removed,
+                          unchanged=outcome.written.unchanged)
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _echo_problems(outcome.warnings, err=True)
+        if outcome.drift is not None:
+            drift = outcome.drift
+            for label, paths in (("missing", drift.missing), ("differs", drift.differing),
+                                 ("extra", drift.extra)):
+                for path in paths:
+                    click.echo(f"{label}: {out_dir.rstrip('/')}/{path}")
+            if drift.clean:
+                click.echo(f"{out_dir} is up to date with {fleet}")
+            else:
+                click.echo(f"{out_dir} is out of date: run `k10fleet render {fleet} -o {out_dir}`"
+                           " and commit the result", err=True)
+        elif outcome.written is not None:
+            w = outcome.written
+            click.echo(f"rendered fleet {outcome.fleet.name} into {out_dir}: {len(w.written)} "
+                       f"written, {w.unchanged} unchanged, {len(w.removed)} removed")
+        if outcome.disconnect:
+            click.echo("Secondaries left the fleet. Removing their files disconnects nothing; "
+                       "to disconnect them, run against the primary:")
+            for command in outcome.disconnect:
+                click.echo(f"  {command}")
+    if outcome.drift is not None and not outcome.drift.clean:
+        raise CheckFailed("rendered tree differs from the fleet")

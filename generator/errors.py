@@ -1,0 +1,50 @@
+"""The one exception hierarchy of k10-fleet.
+
+The CLI maps each class to an exit code; the core raises these and never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from generator.problems import Problem
+
+
+class K10FleetError(Exception):
+    """Base class; ``exit_code`` is what the CLI returns for it."""
+
+    exit_code = 1
+
+
+class InvalidInput(K10FleetError):
+    """The user's input is wrong; carries every problem found, not just the first."""
+
+    exit_code = 1
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"{len(self.problems)} problem(s) found")
+
+
+class CheckFailed(K10FleetError):
+    """A check (such as ``render --check``) found differences."""
+
+    exit_code = 1
+
+
+class EnvironmentFailure(K10FleetError):
+    """A secret store, external tool or the file system failed; nothing was written."""
+
+    exit_code = 3
+
+
+class OutputLocked(EnvironmentFailure):
+    """Another k10fleet run holds the output directory's lock."""
+
+
+class UsageFailure(K10FleetError):
+    """The command line asks for something unsafe or impossible (exit 2, like Click's)."""
+
+    exit_code = 2

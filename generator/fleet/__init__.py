@@ -1,0 +1,1 @@
+"""fleet.yaml: loading with source marks, schema and semantic validation, typed model."""

@@ -1,0 +1,105 @@
+"""The typed, defaulted view of a valid fleet that renderers work from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+MC_NAMESPACE = "kasten-io-mc"
+DEFAULT_NAMESPACE = "kasten-io"
+DEFAULT_RELEASE = "k10"
+DEFAULT_CHART_REPOSITORY = "https://charts.kasten.io/"
+DEFAULT_CHART_NAME = "k10"
+DEFAULT_JOIN_TOKEN_SECRET = "join-token-secret"
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+
+
+class K10Version(NamedTuple):
+    """A K10 release; ordering decides how clusters are promoted and joined."""
+
+    major: int
+    minor: int
+    patch: int
+
+    @classmethod
+    def parse(cls, text: str) -> K10Version | None:
+        match = _VERSION.match(text)
+        if not match:
+            return None
+        major, minor, patch = (int(g) for g in match.groups())
+        return cls(major, minor, patch)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+
+FIRST_SUPPORTED = K10Version(6, 5, 0)
+FIRST_HELM_PRIMARY = K10Version(6, 5, 8)
+FIRST_INGRESS_IN_TOKEN = K10Version(6, 5, 14)
+
+
+@dataclass(frozen=True)
+class Chart:
+    repository: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class KastenSettings:
+    version: K10Version
+    namespace: str
+    release_name: str
+    chart: Chart
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One cluster with every fleet default applied."""
+
+    name: str
+    role: str  # "primary" | "secondary"
+    kasten: KastenSettings
+    values: dict[str, Any]
+    ingress_url: str | None
+    insecure_ingress: bool
+    cluster_name: str
+    primary_ingress_url: str | None = None
+    join_with: str = "token"
+    kube_context: str | None = None
+    kubeconfig: str | None = None
+
+    @property
+    def is_primary(self) -> bool:
+        return self.role == "primary"
+
+
+@dataclass(frozen=True)
+class Tokens:
+    mode: str
+    join_token_secret: str
+    store: str | None
+
+
+@dataclass(frozen=True)
+class GitOps:
+    engine: str
+    repo_url: str | None
+    revision: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Fleet:
+    name: str
+    primary: Cluster
+    secondaries: tuple[Cluster, ...]
+    tokens: Tokens
+    gitops: GitOps
+    source: str = field(default="fleet.yaml", compare=False)
+
+    @property
+    def clusters(self) -> tuple[Cluster, ...]:
+        return (self.primary, *self.secondaries)

@@ -1,0 +1,95 @@
+"""JSON Schema validation of fleet.yaml, with errors a person can act on."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+from functools import cache
+from typing import Any
+
+import jsonschema
+
+from generator.fleet.loader import LoadedDocument
+from generator.problems import JsonPath, Problem
+from generator.resources import load_schema
+
+FLEET_SCHEMA = "fleet.schema.json"
+
+_TYPE_NAMES = {
+    "string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean",
+    "object": "a mapping", "array": "a list", "null": "null",
+}
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema(FLEET_SCHEMA))
+
+
+def describe(value: Any) -> str:
+    """Name a YAML value's type the way a fleet author thinks of it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def _problems_for(doc: LoadedDocument, error: jsonschema.ValidationError) -> Iterator[Problem]:
+    path: JsonPath = tuple(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    kind = error.validator
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(schema.get("properties", {}))
+        for key in error.instance:
+            if key not in allowed:
+                hint = did_you_mean(str(key), allowed) or f"; allowed: {', '.join(allowed)}"
+                yield doc.problem((*path, str(key)), f"unknown field {str(key)!r}{hint}",
+                                  key=True, rule="schema")
+        return
+    if kind == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else error.message
+        yield doc.problem(path, f"missing required field {missing!r}", rule="schema")
+        return
+    if kind == "type":
+        expected = error.validator_value
+        names = [expected] if isinstance(expected, str) else list(expected)
+        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        hint = ""
+        if "string" in names and isinstance(error.instance, int | float | bool):
+            hint = " (quote it in YAML)"
+        yield doc.problem(path, f"must be {wanted}, found {describe(error.instance)}{hint}",
+                          rule="schema")
+        return
+    if kind == "enum":
+        options = [str(o) for o in error.validator_value]
+        hint = did_you_mean(str(error.instance), options) if isinstance(error.instance, str) else ""
+        yield doc.problem(path, f"must be one of {', '.join(options)}; found "
+                          f"{describe(error.instance)}{hint}", rule="schema")
+        return
+    custom = schema.get("errorMessage")
+    if custom:
+        yield doc.problem(path, f"{custom}; found {describe(error.instance)}", rule="schema")
+        return
+    yield doc.problem(path, error.message, rule="schema")
+
+
+def schema_problems(doc: LoadedDocument) -> list[Problem]:
+    """Every schema violation of the document, located."""
+    problems: list[Problem] = []
+    for error in _validator().iter_errors(doc.data):
+        problems.extend(_problems_for(doc, error))
+    return problems

@@ -1,0 +1,130 @@
+"""fleet.yaml -> problems, and for a valid fleet the typed model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from generator.errors import InvalidInput
+from generator.fleet.loader import LoadedDocument, LoadLimits, load_yaml_file
+from generator.fleet.model import (
+    DEFAULT_CHART_NAME,
+    DEFAULT_CHART_REPOSITORY,
+    DEFAULT_JOIN_TOKEN_SECRET,
+    DEFAULT_NAMESPACE,
+    DEFAULT_RELEASE,
+    Chart,
+    Cluster,
+    Fleet,
+    GitOps,
+    K10Version,
+    KastenSettings,
+    Tokens,
+)
+from generator.fleet.rules import rule_problems
+from generator.fleet.schema import schema_problems
+from generator.merge import deep_merge
+from generator.problems import Problem, has_errors
+
+
+@dataclass
+class ValidationResult:
+    """Every problem found; ``fleet`` is set only when there is no error."""
+
+    file: str
+    problems: list[Problem] = field(default_factory=list)
+    fleet: Fleet | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not has_errors(self.problems)
+
+
+def validate_document(doc: LoadedDocument) -> ValidationResult:
+    problems = schema_problems(doc) + rule_problems(doc)
+    problems = sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message))
+    result = ValidationResult(doc.file, problems)
+    if result.valid:
+        result.fleet = build_fleet(doc.data, doc.file)
+    return result
+
+
+def validate_file(path: str, limits: LoadLimits | None = None) -> ValidationResult:
+    """Load and validate; YAML-level failures come back as problems too."""
+    try:
+        doc = load_yaml_file(path, limits or LoadLimits.from_env())
+    except InvalidInput as e:
+        return ValidationResult(path, e.problems)
+    return validate_document(doc)
+
+
+def load_fleet(path: str, limits: LoadLimits | None = None) -> tuple[Fleet, list[Problem]]:
+    """The fleet and its warnings; raise ``InvalidInput`` when it has errors."""
+    result = validate_file(path, limits)
+    if result.fleet is None:
+        raise InvalidInput(result.problems)
+    return result.fleet, result.problems
+
+
+def _kasten(fleet_kasten: dict[str, Any], own: dict[str, Any]) -> KastenSettings:
+    version = K10Version.parse(own.get("version", fleet_kasten["version"]))
+    assert version is not None  # the schema and rules checked it
+    fleet_chart, own_chart = fleet_kasten.get("chart", {}), own.get("chart", {})
+    chart = {**fleet_chart, **own_chart}
+    if "version" in own_chart:
+        chart_version = own_chart["version"]
+    elif "version" in own:  # a cluster that overrides K10's version follows it
+        chart_version = str(version)
+    else:
+        chart_version = fleet_chart.get("version", str(version))
+    return KastenSettings(
+        version=version,
+        namespace=own.get("namespace", fleet_kasten.get("namespace", DEFAULT_NAMESPACE)),
+        release_name=own.get("releaseName", fleet_kasten.get("releaseName", DEFAULT_RELEASE)),
+        chart=Chart(
+            repository=chart.get("repository", DEFAULT_CHART_REPOSITORY),
+            name=chart.get("name", DEFAULT_CHART_NAME),
+            version=chart_version,
+        ),
+    )
+
+
+def _cluster(raw: dict[str, Any], role: str, spec: dict[str, Any]) -> Cluster:
+    fleet_kasten = spec["kasten"]
+    return Cluster(
+        name=raw["name"],
+        role=role,
+        kasten=_kasten(fleet_kasten, raw.get("kasten", {})),
+        values=deep_merge(fleet_kasten.get("values", {}), raw.get("values", {})),
+        ingress_url=raw.get("ingressURL"),
+        insecure_ingress=raw.get("insecureIngress", False),
+        cluster_name=raw.get("clusterName", raw["name"]),
+        primary_ingress_url=raw.get("primaryIngressURL"),
+        join_with=raw.get("joinWith", "token"),
+        kube_context=raw.get("kubeContext"),
+        kubeconfig=raw.get("kubeconfig"),
+    )
+
+
+def build_fleet(data: dict[str, Any], source: str) -> Fleet:
+    """Apply defaults to schema- and rule-checked data."""
+    spec = data["spec"]
+    tokens = spec.get("tokens", {})
+    gitops = spec.get("gitops", {})
+    return Fleet(
+        name=data["metadata"]["name"],
+        primary=_cluster(spec["primary"], "primary", spec),
+        secondaries=tuple(_cluster(s, "secondary", spec) for s in spec.get("secondaries", [])),
+        tokens=Tokens(
+            mode=tokens.get("mode", "sops"),
+            join_token_secret=tokens.get("joinTokenSecret", DEFAULT_JOIN_TOKEN_SECRET),
+            store=tokens.get("store"),
+        ),
+        gitops=GitOps(
+            engine=gitops.get("engine", "none"),
+            repo_url=gitops.get("repoURL"),
+            revision=gitops.get("revision", "main"),
+            path=gitops.get("path", "output"),
+        ),
+        source=source,
+    )

@@ -1,0 +1,118 @@
+"""The operations the CLI offers, as plain functions: no printing, no exiting."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+
+from generator.errors import UsageFailure
+from generator.fleet.loader import LoadLimits
+from generator.fleet.model import MC_NAMESPACE, Fleet
+from generator.fleet.validate import ValidationResult, load_fleet, validate_file
+from generator.output import (
+    Drift,
+    FileSpec,
+    Manifest,
+    WriteResult,
+    diff_tree,
+    read_manifest,
+    write_tree,
+)
+from generator.problems import Problem
+from generator.render.fleet import cluster_dir, render_fleet
+
+
+@dataclass
+class RenderOutcome:
+    fleet: Fleet
+    out_dir: str
+    warnings: list[Problem] = field(default_factory=list)
+    written: WriteResult | None = None
+    drift: Drift | None = None
+    disconnect: list[str] = field(default_factory=list)
+
+
+def validate(fleet_path: str, limits: LoadLimits | None = None) -> ValidationResult:
+    return validate_file(fleet_path, limits)
+
+
+def guard_output_dir(out_dir: str, fleet_path: str) -> None:
+    """The output tree is swapped as a whole, so it must be a folder of its own."""
+    out = os.path.realpath(out_dir)
+    if os.path.exists(os.path.join(out, ".git")):
+        raise UsageFailure(f"output directory {out_dir} is a Git work tree root; render into a "
+                           "folder of its own, such as output/")
+    fleet = os.path.realpath(fleet_path)
+    if fleet == out or fleet.startswith(out + os.sep):
+        raise UsageFailure(f"output directory {out_dir} contains the fleet file {fleet_path}; "
+                           "render into a folder of its own, such as output/")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageFailure(f"output path {out_dir} exists and is not a directory")
+
+
+def injected_files(fleet: Fleet, out_dir: str, old: Manifest) -> dict[str, FileSpec]:
+    """Files ``inject`` wrote for secondaries that are still in the fleet: kept as they are."""
+    live = {cluster_dir(s.name) for s in fleet.secondaries if s.join_with == "token"}
+    kept: dict[str, FileSpec] = {}
+    for rel, entry in sorted(old.owned_by("inject").items()):
+        if os.path.dirname(rel) not in live:
+            continue
+        try:
+            with open(os.path.join(out_dir, rel), "rb") as handle:
+                content = handle.read()
+        except FileNotFoundError:
+            continue  # deleted by hand: inject will write it again
+        kept[rel] = FileSpec(content, int(entry.get("mode", "0644"), 8), owner="inject")
+    return kept
+
+
+def disconnect_commands(fleet: Fleet, old: Manifest) -> list[str]:
+    """``kubectl delete cluster`` for every secondary that left the fleet (or was renamed)."""
+    before = old.meta.get("clusters", {})
+    if not isinstance(before, dict):
+        return []
+    now = {s.cluster_name for s in fleet.secondaries}
+    gone = sorted({
+        str(info.get("clusterName", name)) for name, info in before.items()
+        if isinstance(info, dict) and info.get("role") == "secondary"
+        and str(info.get("clusterName", name)) not in now
+    })
+    extra: list[str] = []
+    if fleet.primary.kube_context:
+        extra += ["--context", fleet.primary.kube_context]
+    if fleet.primary.kubeconfig:
+        extra += ["--kubeconfig", fleet.primary.kubeconfig]
+    return [" ".join(shlex.quote(a) for a in
+                     ["kubectl", "delete", "cluster", name, "-n", MC_NAMESPACE, *extra])
+            for name in gone]
+
+
+def desired_files(
+    fleet: Fleet, out_dir: str, old: Manifest,
+) -> tuple[dict[str, FileSpec], dict[str, dict[str, str]]]:
+    """Rendered files plus the injected ones kept, and the cluster facts for the manifest."""
+    kept = injected_files(fleet, out_dir, old)
+    by_cluster: dict[str, list[str]] = {}
+    for rel in kept:
+        by_cluster.setdefault(rel.split("/")[1], []).append(os.path.basename(rel))
+    tree = render_fleet(fleet, injected=by_cluster)
+    files = {p: FileSpec(f.content, f.mode) for p, f in tree.files.items()}
+    files.update(kept)
+    return files, tree.clusters
+
+
+def render(fleet_path: str, out_dir: str, *, check: bool = False,
+           limits: LoadLimits | None = None) -> RenderOutcome:
+    """Validate, render and either write the tree or (``check``) report its drift."""
+    fleet, warnings = load_fleet(fleet_path, limits)
+    guard_output_dir(out_dir, fleet_path)
+    old = read_manifest(out_dir)
+    files, clusters = desired_files(fleet, out_dir, old)
+    meta = {"fleet": fleet.name, "clusters": clusters}
+    outcome = RenderOutcome(fleet, out_dir, warnings, disconnect=disconnect_commands(fleet, old))
+    if check:
+        outcome.drift = diff_tree(out_dir, files, meta)
+    else:
+        outcome.written = write_tree(out_dir, files, meta)
+    return outcome

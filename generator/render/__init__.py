@@ -1,0 +1,1 @@
+"""Fleet model -> {relative path: bytes}; nothing here touches the file system."""

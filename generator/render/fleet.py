@@ -1,0 +1,201 @@
+"""Render a validated fleet into the GitOps tree, as bytes keyed by relative path."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+from generator.fleet.model import (
+    FIRST_HELM_PRIMARY,
+    FIRST_INGRESS_IN_TOKEN,
+    MC_NAMESPACE,
+    Cluster,
+    Fleet,
+)
+from generator.merge import deep_merge
+from generator.render.templates import render_template
+
+SCRIPT_PATH = "bootstrap/k10multicluster.sh"
+JOIN_TOKEN_TYPE = "dist.kio.kasten.io/join-token"
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    content: bytes
+    mode: int = 0o644
+
+
+@dataclass
+class RenderedTree:
+    """What ``render`` produces: files plus what the writer records about clusters."""
+
+    files: dict[str, RenderedFile] = field(default_factory=dict)
+    clusters: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def add(self, path: str, text: str, mode: int = 0o644) -> None:
+        self.files[path] = RenderedFile(text.encode("utf-8"), mode)
+
+
+def cluster_dir(name: str) -> str:
+    return f"clusters/{name}"
+
+
+def source_label(fleet_path: str) -> str:
+    """The fleet's file name as it may appear in generated comments (no path, no oddities)."""
+    return re.sub(r"[^A-Za-z0-9_.+@-]", "_", PurePosixPath(fleet_path.replace("\\", "/")).name)
+
+
+def generated_values(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
+    """The ``multicluster`` block k10fleet owns for this cluster."""
+    if cluster.is_primary and cluster.kasten.version >= FIRST_HELM_PRIMARY:
+        return {"multicluster": {"enabled": True, "primary": {
+            "create": True, "name": cluster.name, "ingressURL": cluster.ingress_url}}}
+    return {"multicluster": {"enabled": True}}
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _sorted(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def values_for(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
+    """fleet values < cluster values < generated keys, keys sorted for stable diffs."""
+    merged: dict[str, Any] = _sorted(deep_merge(cluster.values, generated_values(fleet, cluster)))
+    return merged
+
+
+def engine_annotations(fleet: Fleet, kind: str) -> dict[str, str]:
+    """What keeps the GitOps engine from pruning or overwriting objects K10 also owns."""
+    engine = fleet.gitops.engine
+    if kind == "namespace":
+        if engine == "argocd":
+            return {"argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}
+        if engine == "flux":
+            return {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+    if kind == "join-token" and engine == "flux":
+        return {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
+    return {}
+
+
+def primary_ingress_for(fleet: Fleet, secondary: Cluster) -> str | None:
+    return secondary.primary_ingress_url or fleet.primary.ingress_url
+
+
+def join_config_data(fleet: Fleet, secondary: Cluster) -> dict[str, str]:
+    """mc-join-config keys for this secondary's K10 version."""
+    data: dict[str, str] = {"cluster-name": secondary.cluster_name}
+    modern = secondary.kasten.version >= FIRST_INGRESS_IN_TOKEN
+    if modern and secondary.ingress_url:
+        data["cluster-ingress"] = secondary.ingress_url
+    if secondary.primary_ingress_url:
+        data["primary-ingress" if modern else "primary-endpoint"] = secondary.primary_ingress_url
+    primary_url = primary_ingress_for(fleet, secondary) or ""
+    if urlsplit(primary_url).scheme == "http":
+        data["allow-insecure-primary-ingress"] = "true"
+    return dict(sorted(data.items()))
+
+
+def bootstrap_spec(cluster: Cluster) -> dict[str, Any]:
+    return {"clusters": {cluster.name: {
+        "name": cluster.name,
+        "primary": True,
+        "k10": {
+            "namespace": cluster.kasten.namespace,
+            "releaseName": cluster.kasten.release_name,
+            "ingress": {"url": cluster.ingress_url},
+        },
+    }}}
+
+
+def _render_primary(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> None:
+    primary = fleet.primary
+    base = cluster_dir(primary.name)
+    resources = ["kasten-io-mc-namespace.yaml"]
+    tree.add(f"{base}/kasten-io-mc-namespace.yaml", render_template(
+        "primary/namespace.yaml.j2", **ctx, namespace=MC_NAMESPACE,
+        annotations=engine_annotations(fleet, "namespace")))
+    if primary.kasten.version < FIRST_HELM_PRIMARY:
+        resources.append("bootstrap.yaml")
+        tree.add(f"{base}/bootstrap.yaml", render_template(
+            "primary/bootstrap.yaml.j2", **ctx, cluster=primary, namespace=MC_NAMESPACE,
+            annotations={}, spec=bootstrap_spec(primary)))
+    secret_file = f"{fleet.tokens.join_token_secret}.yaml"
+    resources.append(secret_file)
+    tree.add(f"{base}/{secret_file}", render_template(
+        "primary/join-token-secret.yaml.j2", **ctx, name=fleet.tokens.join_token_secret,
+        namespace=MC_NAMESPACE, annotations=engine_annotations(fleet, "join-token")))
+    _render_common(fleet, primary, tree, ctx, resources)
+
+
+def _render_secondary(fleet: Fleet, secondary: Cluster, tree: RenderedTree,
+                      ctx: dict[str, Any], injected: Sequence[str]) -> None:
+    base = cluster_dir(secondary.name)
+    resources: list[str] = []
+    if secondary.join_with == "token":
+        resources.append("mc-join-config.yaml")
+        tree.add(f"{base}/mc-join-config.yaml", render_template(
+            "secondary/mc-join-config.yaml.j2", **ctx, cluster=secondary, annotations={},
+            modern=secondary.kasten.version >= FIRST_INGRESS_IN_TOKEN,
+            data=join_config_data(fleet, secondary)))
+        resources.extend(injected)
+    _render_common(fleet, secondary, tree, ctx, resources)
+
+
+def _render_common(fleet: Fleet, cluster: Cluster, tree: RenderedTree, ctx: dict[str, Any],
+                   resources: list[str], generators: Sequence[str] = ()) -> None:
+    base = cluster_dir(cluster.name)
+    tree.add(f"{base}/k10-values.yaml", render_template(
+        "k10-values.yaml.j2", **ctx, cluster=cluster, values=values_for(fleet, cluster)))
+    tree.add(f"{base}/kustomization.yaml", render_template(
+        "kustomization.yaml.j2", **ctx, resources=resources, generators=list(generators)))
+    tree.clusters[cluster.name] = {
+        "role": cluster.role,
+        "clusterName": cluster.cluster_name,
+        "namespace": cluster.kasten.namespace,
+    }
+
+
+def k10multicluster_command(fleet: Fleet, secondary: Cluster) -> str:
+    """One exact ``k10multicluster bootstrap`` invocation for a secondary."""
+    primary = fleet.primary
+    args = ["k10multicluster", "bootstrap",
+            "--primary-context", primary.kube_context or "",
+            "--primary-name", primary.name]
+    if primary.kubeconfig:
+        args += ["--primary-kubeconfig", primary.kubeconfig]
+    args += ["--primary-k10-namespace", primary.kasten.namespace,
+             "--primary-k10-release-name", primary.kasten.release_name,
+             "--secondary-context", secondary.kube_context or "",
+             "--secondary-name", secondary.cluster_name]
+    if secondary.kubeconfig:
+        args += ["--secondary-kubeconfig", secondary.kubeconfig]
+    args += ["--secondary-k10-namespace", secondary.kasten.namespace,
+             "--secondary-k10-release-name", secondary.kasten.release_name,
+             "--secondary-cluster-ingress", secondary.ingress_url or ""]
+    if secondary.ingress_url and urlsplit(secondary.ingress_url).scheme == "http":
+        args.append("--secondary-cluster-ingress-tls-insecure")
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = None) -> RenderedTree:
+    """All files of the tree. ``injected`` maps a cluster to files ``inject`` wrote there."""
+    injected = injected or {}
+    tree = RenderedTree()
+    ctx: dict[str, Any] = {"fleet": fleet, "source": source_label(fleet.source)}
+    _render_primary(fleet, tree, ctx)
+    for secondary in fleet.secondaries:
+        _render_secondary(fleet, secondary, tree, ctx, injected.get(secondary.name, ()))
+    scripted = [s for s in fleet.secondaries if s.join_with == "k10multicluster"]
+    if scripted:
+        commands = [{"name": s.name, "line": k10multicluster_command(fleet, s)} for s in scripted]
+        tree.add(SCRIPT_PATH, render_template("bootstrap/k10multicluster.sh.j2", **ctx,
+                                              commands=commands), mode=0o755)
+    return tree

@@ -1,0 +1,118 @@
+"""A small, strict YAML emitter for generated files.
+
+Why not ``yaml.dump``: PyYAML resolves scalars with YAML 1.1 rules of its own
+and emits e.g. the string ``1e3`` plain, which Go's YAML (Helm, kustomize,
+kubectl) reads back as a number. Here a string is emitted plain only when it
+is unambiguous to every YAML 1.1 and 1.2 reader; anything else is
+double-quoted with escapes, so every string round-trips byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@:-]*\Z")
+_RESERVED = frozenset(
+    "y n yes no on off true false null ~".split()
+)
+
+
+def _escape_table() -> dict[int, str]:
+    table: dict[int, str] = {ord("\\"): "\\\\", ord('"'): '\\"'}
+    named = {"\0": "\\0", "\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v",
+             "\f": "\\f", "\r": "\\r", "\x1b": "\\e", "\x85": "\\N", "\xa0": "\\_",
+             "\u2028": "\\L", "\u2029": "\\P"}
+    for code in [*range(0x20), *range(0x7F, 0xA0)]:
+        table[code] = named.get(chr(code), f"\\x{code:02x}")
+    for char, escape in named.items():
+        table[ord(char)] = escape
+    for code in [*range(0xD800, 0xE000), 0xFEFF, 0xFFFE, 0xFFFF]:
+        table[code] = f"\\u{code:04x}"
+    return table
+
+
+_ESCAPES = _escape_table()
+
+
+def quote(text: str) -> str:
+    """Double-quoted YAML scalar that reads back as exactly ``text``."""
+    return '"' + text.translate(_ESCAPES) + '"'
+
+
+def scalar(value: Any) -> str:
+    """One YAML scalar for a str, int, float, bool or None."""
+    if isinstance(value, str):
+        if _PLAIN.match(value) and not value.endswith(":") and value.lower() not in _RESERVED:
+            return value
+        return quote(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        if "e" in text and "." not in text.split("e")[0]:
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa}.0e{exponent}"
+        return text
+    raise TypeError(f"cannot emit {type(value).__name__} as YAML")
+
+
+def _lines(value: Any, indent: int, out: list[str]) -> None:
+    pad = " " * indent
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            _entry(f"{pad}{scalar(key)}:", child, indent, out)
+    else:
+        for child in value:
+            if isinstance(child, Mapping) and child:
+                first = True
+                for key, grandchild in child.items():
+                    prefix = f"{pad}- " if first else f"{pad}  "
+                    _entry(f"{prefix}{scalar(key)}:", grandchild, indent + 2, out)
+                    first = False
+            else:
+                _entry(f"{pad}-", child, indent, out)
+
+
+def _entry(head: str, value: Any, indent: int, out: list[str]) -> None:
+    if isinstance(value, Mapping):
+        if value:
+            out.append(head)
+            _lines(value, indent + 2, out)
+        else:
+            out.append(head + " {}")
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        if value:
+            out.append(head)
+            # sequences under a mapping key sit at the key's indentation (kubectl style)
+            _lines(value, indent if head.rstrip().endswith(":") else indent + 2, out)
+        else:
+            out.append(head + " []")
+    else:
+        out.append(f"{head} {scalar(value)}")
+
+
+def dump(value: Mapping[str, Any]) -> str:
+    """Block-style document for a mapping, LF line ends, final newline."""
+    if not value:
+        return "{}\n"
+    out: list[str] = []
+    _lines(value, 0, out)
+    return "\n".join(out) + "\n"
+
+
+def field(key: str, value: Any, indent: int = 0) -> str:
+    """``key: value`` at ``indent``, for templates (no trailing newline)."""
+    out: list[str] = []
+    _entry(f"{' ' * indent}{scalar(key)}:", value, indent, out)
+    return "\n".join(out)

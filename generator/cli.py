@@ -144,4 +144,4 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
             for command in outcome.disconnect:
                 click.echo(f"  {command}")
     if outcome.drift is not None and not outcome.drift.clean:
-        raise CheckFailed("rendered tree differs from the fleet")
+        raise click.exceptions.Exit(CheckFailed.exit_code)

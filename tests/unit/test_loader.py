@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+
+from generator.errors import InvalidInput
+from generator.fleet.loader import LoadLimits, load_yaml_bytes
+
+
+def problems_of(raw: bytes, limits: LoadLimits | None = None) -> list[str]:
+    with pytest.raises(InvalidInput) as info:
+        load_yaml_bytes(raw, "f.yaml", limits)
+    return [p.as_text() for p in info.value.problems]
+
+
+def test_marks_are_one_based_for_values_and_keys() -> None:
+    doc = load_yaml_bytes(b"a: 1\nb:\n  - x: yes\n", "f.yaml")
+    assert doc.data == {"a": 1, "b": [{"x": True}]}
+    assert doc.marks[("b", 0, "x")] == (3, 8)
+    assert doc.key_marks[("b", 0, "x")] == (3, 5)
+    assert doc.locate(("b", 0, "x", "missing")) == (3, 8)
+
+
+def test_timestamps_stay_strings() -> None:
+    assert load_yaml_bytes(b"d: 2024-01-01\n", "f.yaml").data == {"d": "2024-01-01"}
+
+
+def test_duplicate_key_names_both_places() -> None:
+    assert problems_of(b"a: 1\nb: 2\na: 3\n") == [
+        "f.yaml:3:1: error: duplicate key 'a' (first defined at line 1, column 1)"]
+
+
+def test_merge_keys_and_aliases_are_copied() -> None:
+    doc = load_yaml_bytes(b"base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\n", "f.yaml")
+    assert doc.data["c"] == {"x": 1, "y": 3}
+    doc.data["c"]["x"] = 9
+    assert doc.data["base"]["x"] == 1
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (b"", "f.yaml:1:1: error: file is empty"),
+    (b"# only a comment\n", "f.yaml:1:1: error: file is empty"),
+    (b"- a\n", "f.yaml:1:1: error: expected a mapping at the top of the document, found a list"),
+    (b"just text\n", "found a scalar"),
+    (b"a:\n\tb: 1\n", "f.yaml:2:1: error: invalid YAML: tab character"),
+    (b"a: ok\nb: \xff\n", "f.yaml:2:4: error: file is not valid UTF-8 (byte 0xff)"),
+    (b"a: 1\n---\nb: 2\n", "more than one YAML document"),
+    (b"a: !vault secret/x\n", "f.yaml:1:4: error: unsupported YAML tag '!vault'"),
+    (b"a: [1, 2\n", "f.yaml:2:1: error: invalid YAML"),
+])
+def test_bad_documents_become_located_problems(raw: bytes, expected: str) -> None:
+    problems = problems_of(raw)
+    assert len(problems) == 1
+    assert expected in problems[0]
+
+
+def test_alias_bomb_is_bounded() -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    raw = ("\n".join(lines) + "\n").encode()
+    assert "alias bomb" in problems_of(raw)[0]
+
+
+def test_depth_and_size_limits_are_configurable() -> None:
+    deep = b"a: " + b"[" * 30 + b"]" * 30 + b"\n"
+    assert "nesting deeper than 10 levels" in problems_of(deep, LoadLimits(max_depth=10))[0]
+    assert "more than the limit of 10" in problems_of(b"a: 123456789\n", LoadLimits(max_bytes=10))[0]
+
+
+def test_limits_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("K10FLEET_MAX_DEPTH", "7")
+    assert LoadLimits.from_env().max_depth == 7

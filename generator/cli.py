@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar

@@ -223,10 +223,9 @@ def load_yaml_bytes(raw: bytes, file: str, limits: LoadLimits | None = None) -> 
                                         rule="yaml")])
         if not isinstance(node, yaml.MappingNode):
             line, column = _mark(node)
+            found = "a list" if isinstance(node, yaml.SequenceNode) else "a scalar"
             raise InvalidInput([Problem(file, line, column, "", "expected a mapping at the top "
-                                        "of the document, found "
-                                        f"{'a list' if isinstance(node, yaml.SequenceNode) else 'a scalar'}",
-                                        rule="yaml")])
+                                        f"of the document, found {found}", rule="yaml")])
         doc.data = _Builder(loader, doc, limits).build(node, (), False)
     except _LoadAbort as e:
         raise InvalidInput([e.problem]) from None
@@ -234,11 +233,10 @@ def load_yaml_bytes(raw: bytes, file: str, limits: LoadLimits | None = None) -> 
         mark = e.problem_mark or e.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = str(e.problem or "invalid YAML")
-        if "tab" in message or "cannot start any token" in message and _tab_at(text, mark):
+        if "tab" in message or ("cannot start any token" in message and _tab_at(text, mark)):
             message = "tab character where YAML expects indentation or a value; use spaces"
-        elif "but found another document" in message:
-            message = "more than one YAML document; a fleet file holds exactly one"
-        elif e.context and "expected a single document" in str(e.context):
+        elif "but found another document" in message or "expected a single document" in str(
+                e.context or ""):
             message = "more than one YAML document; a fleet file holds exactly one"
         elif e.context:
             message = f"{message} ({e.context})"

@@ -104,10 +104,10 @@ def urls(doc: LoadedDocument) -> Iterator[Problem]:
     for path, cluster in clusters(doc):
         url = _str(cluster.get("ingressURL"))
         if url:
+            owner = "spec.primary" if path[-1] == "primary" else "this secondary"
             yield from _url_problems(doc, (*path, "ingressURL"), url,
                                      cluster.get("insecureIngress") is True,
-                                     f"{'spec.primary' if path[-1] == 'primary' else 'this secondary'}"
-                                     ".insecureIngress")
+                                     f"{owner}.insecureIngress")
         override = _str(cluster.get("primaryIngressURL"))
         if override:
             yield from _url_problems(doc, (*path, "primaryIngressURL"), override,

@@ -53,7 +53,7 @@ def _problems_for(doc: LoadedDocument, error: jsonschema.ValidationError) -> Ite
     schema = error.schema if isinstance(error.schema, dict) else {}
     kind = error.validator
     if kind == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(schema.get("properties", {}))
+        allowed: list[str] = sorted(schema.get("properties", {}))
         for key in error.instance:
             if key not in allowed:
                 hint = did_you_mean(str(key), allowed) or f"; allowed: {', '.join(allowed)}"
@@ -65,7 +65,7 @@ def _problems_for(doc: LoadedDocument, error: jsonschema.ValidationError) -> Ite
         yield doc.problem(path, f"missing required field {missing!r}", rule="schema")
         return
     if kind == "type":
-        expected = error.validator_value
+        expected: Any = error.validator_value
         names = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
         hint = ""
@@ -75,7 +75,8 @@ def _problems_for(doc: LoadedDocument, error: jsonschema.ValidationError) -> Ite
                           rule="schema")
         return
     if kind == "enum":
-        options = [str(o) for o in error.validator_value]
+        choices: Any = error.validator_value
+        options = [str(o) for o in choices]
         hint = did_you_mean(str(error.instance), options) if isinstance(error.instance, str) else ""
         yield doc.problem(path, f"must be one of {', '.join(options)}; found "
                           f"{describe(error.instance)}{hint}", rule="schema")

@@ -16,7 +16,7 @@ from typing import Any
 
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@:-]*\Z")
 _RESERVED = frozenset(
-    "y n yes no on off true false null ~".split()
+    ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"]
 )
 
 

@@ -65,7 +65,8 @@ def test_alias_bomb_is_bounded() -> None:
 def test_depth_and_size_limits_are_configurable() -> None:
     deep = b"a: " + b"[" * 30 + b"]" * 30 + b"\n"
     assert "nesting deeper than 10 levels" in problems_of(deep, LoadLimits(max_depth=10))[0]
-    assert "more than the limit of 10" in problems_of(b"a: 123456789\n", LoadLimits(max_bytes=10))[0]
+    too_big = problems_of(b"a: 123456789\n", LoadLimits(max_bytes=10))
+    assert "more than the limit of 10" in too_big[0]
 
 
 def test_limits_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,9 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import pytest
 import yaml
 
 from tests.conftest import KUBECTL, REPO, example_fleet, run_cli, tree_bytes

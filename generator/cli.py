@@ -91,9 +91,10 @@ def validate(fleet: str, output_format: str) -> None:
         click.echo(problems_as_json(result.problems, file=fleet))
     else:
         _echo_problems(result.problems, err=False)
-        if result.valid:
-            click.echo(f"{fleet}: valid fleet {result.fleet.name if result.fleet else ''}"
-                       f" ({len(result.fleet.clusters) if result.fleet else 0} clusters)")
+        if result.fleet is not None:
+            count = len(result.fleet.clusters)
+            click.echo(f"{fleet}: valid fleet {result.fleet.name} "
+                       f"({count} cluster{'s' if count != 1 else ''})")
     if not result.valid:
         raise click.exceptions.Exit(1)
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from generator.errors import InvalidInput
-from generator.problems import JsonPath, Problem
+from generator.problems import JsonPath, Problem, format_json_path
 
 try:
     _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -25,6 +25,7 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class LoadedDocument:
     data: Any
     marks: dict[JsonPath, Mark] = field(default_factory=dict)
     key_marks: dict[JsonPath, Mark] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)  # found while loading, not fatal
 
     def locate(self, path: JsonPath, *, key: bool = False) -> Mark:
         """Best position for ``path``: the key itself if asked, else the value, else a parent."""
@@ -74,8 +76,6 @@ class LoadedDocument:
         self, path: JsonPath, message: str, *, key: bool = False, level: str = "error",
         rule: str = "",
     ) -> Problem:
-        from generator.problems import format_json_path
-
         line, column = self.locate(path, key=key)
         return Problem(self.file, line, column, format_json_path(path), message, level, rule)
 
@@ -85,6 +85,49 @@ class _ScalarLoader(_BaseLoader):  # type: ignore[valid-type,misc]
 
 
 _ScalarLoader.add_constructor(_TIMESTAMP, lambda loader, node: loader.construct_scalar(node))
+
+
+def _alias_mark(text: str, target: JsonPath) -> Mark | None:
+    """Where the alias at ``target`` is written (composed nodes forget alias positions).
+
+    Only called on failure: re-reads the event stream, tracking the path of each node.
+    """
+    frames: list[list[Any]] = []  # ["map", key, awaiting_key] or ["seq", index]
+
+    def value_done() -> None:
+        if frames:
+            if frames[-1][0] == "map":
+                frames[-1][2] = True
+            else:
+                frames[-1][1] += 1
+
+    try:
+        for event in yaml.parse(text, Loader=_BaseLoader):
+            if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                frames.pop()
+                value_done()
+                continue
+            if not isinstance(event, yaml.NodeEvent):
+                continue
+            if frames and frames[-1][0] == "map" and frames[-1][2]:
+                frames[-1][1] = getattr(event, "value", None)
+                frames[-1][2] = False
+                if isinstance(event, yaml.CollectionStartEvent):
+                    return None  # complex keys: give up, the caller has a fallback
+                continue
+            mark = event.start_mark
+            if (isinstance(event, yaml.AliasEvent) and mark is not None
+                    and tuple(str(f[1]) if f[0] == "map" else f[1] for f in frames) == target):
+                return (mark.line + 1, mark.column + 1)
+            if isinstance(event, yaml.MappingStartEvent):
+                frames.append(["map", None, True])
+            elif isinstance(event, yaml.SequenceStartEvent):
+                frames.append(["seq", 0])
+            else:
+                value_done()
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 class _LoadAbort(Exception):
@@ -99,12 +142,15 @@ def _mark(node: yaml.Node) -> Mark:
 class _Builder:
     """Turns a composed node graph into data while recording marks."""
 
-    def __init__(self, loader: yaml.SafeLoader, doc: LoadedDocument, limits: LoadLimits) -> None:
+    def __init__(self, loader: yaml.SafeLoader, doc: LoadedDocument, limits: LoadLimits,
+                 text: str) -> None:
         self.loader = loader
         self.doc = doc
         self.limits = limits
+        self.text = text
         self.nodes = 0
         self.alias_nodes = 0
+        self.alias_origin: JsonPath = ()
         self.seen: set[int] = set()
 
     def fail(self, node: yaml.Node, message: str) -> _LoadAbort:
@@ -119,17 +165,24 @@ class _Builder:
         if in_alias:
             self.alias_nodes += 1
             if self.alias_nodes > self.limits.max_alias_nodes:
-                raise self.fail(node, "aliases expand to more than "
-                                f"{self.limits.max_alias_nodes} nodes (limit "
-                                "K10FLEET_MAX_ALIAS_NODES); is this an alias bomb?")
+                line, column = (_alias_mark(self.text, self.alias_origin)
+                                or self.doc.locate(self.alias_origin, key=True))
+                raise _LoadAbort(Problem(
+                    self.doc.file, line, column, "", "aliases expand to more than "
+                    f"{self.limits.max_alias_nodes} nodes (limit K10FLEET_MAX_ALIAS_NODES); "
+                    "is this an alias bomb?", rule="yaml"))
         if len(path) > self.limits.max_depth:
             raise self.fail(node, f"nesting deeper than {self.limits.max_depth} levels "
                             "(limit K10FLEET_MAX_DEPTH)")
         self.doc.marks[path] = _mark(node)
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)
-        if id(node) in self.seen:
+        if node.tag not in _COLLECTION_TAGS:
+            raise self.fail(node, f"unsupported YAML tag {node.tag!r}; "
+                            "use plain strings, numbers, booleans, lists and mappings")
+        if id(node) in self.seen and not in_alias:
             in_alias = True
+            self.alias_origin = path
         self.seen.add(id(node))
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), in_alias) for i, item in enumerate(node.value)]
@@ -163,10 +216,14 @@ class _Builder:
                 hash(key)
             except TypeError as e:  # pragma: no cover - scalars are hashable
                 raise self.fail(key_node, "unhashable mapping key") from e
-            if key in result:
+            if key in result:  # reported, and loading goes on so every problem shows
                 first_line, first_col = self.doc.key_marks[(*path, str(key))]
-                raise self.fail(key_node, f"duplicate key {key!r} (first defined at line "
-                                f"{first_line}, column {first_col})")
+                line, column = _mark(key_node)
+                self.doc.problems.append(Problem(
+                    self.doc.file, line, column, format_json_path((*path, str(key))),
+                    f"duplicate key {key!r} (first defined at line {first_line}, column "
+                    f"{first_col}); remove one", rule="yaml"))
+                continue
             child = (*path, str(key))
             self.doc.key_marks[child] = _mark(key_node)
             result[key] = self.build(value_node, child, in_alias)
@@ -226,7 +283,7 @@ def load_yaml_bytes(raw: bytes, file: str, limits: LoadLimits | None = None) -> 
             found = "a list" if isinstance(node, yaml.SequenceNode) else "a scalar"
             raise InvalidInput([Problem(file, line, column, "", "expected a mapping at the top "
                                         f"of the document, found {found}", rule="yaml")])
-        doc.data = _Builder(loader, doc, limits).build(node, (), False)
+        doc.data = _Builder(loader, doc, limits, text).build(node, (), False)
     except _LoadAbort as e:
         raise InvalidInput([e.problem]) from None
     except yaml.MarkedYAMLError as e:

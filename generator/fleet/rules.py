@@ -79,9 +79,15 @@ def unique_names(doc: LoadedDocument) -> Iterator[Problem]:
 
 def _url_problems(doc: LoadedDocument, path: JsonPath, url: str, insecure: bool,
                   insecure_field: str) -> Iterator[Problem]:
-    parts = urlsplit(url)
     if any(c.isspace() for c in url):
         yield doc.problem(path, "URL must not contain whitespace", rule="url")
+        return
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number in range
+    except ValueError as e:
+        yield doc.problem(path, f"must be an absolute http(s) URL like https://host/k10; "
+                          f"{url!r} is malformed ({e})", rule="url")
         return
     if parts.scheme not in ("http", "https") or not parts.hostname:
         yield doc.problem(path, f"must be an absolute http(s) URL like https://host/k10; found "
@@ -246,7 +252,8 @@ def gitops(doc: LoadedDocument) -> Iterator[Problem]:
 
 def k10multicluster_joins(doc: LoadedDocument) -> Iterator[Problem]:
     """Joining with the k10multicluster tool needs contexts and the secondary's ingress."""
-    primary_context = _get(doc.data, "spec", "primary", "kubeContext")
+    primary = _get(doc.data, "spec", "primary")
+    primary_context = _get(primary, "kubeContext")
     for path, cluster in clusters(doc):
         if cluster.get("joinWith") != "k10multicluster":
             continue
@@ -254,7 +261,7 @@ def k10multicluster_joins(doc: LoadedDocument) -> Iterator[Problem]:
             if not cluster.get(needed):
                 yield doc.problem((*path, "joinWith"), f"joinWith: k10multicluster needs "
                                   f"{needed} on this secondary", rule="k10multicluster")
-        if not primary_context:
+        if isinstance(primary, dict) and not primary_context:
             yield doc.problem((*path, "joinWith"), "joinWith: k10multicluster needs "
                               "spec.primary.kubeContext", rule="k10multicluster")
 

@@ -62,7 +62,7 @@ def _problems_for(doc: LoadedDocument, error: jsonschema.ValidationError) -> Ite
         return
     if kind == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
-        yield doc.problem(path, f"missing required field {missing!r}", rule="schema")
+        yield doc.problem(path, f"missing required field {missing!r}", key=True, rule="schema")
         return
     if kind == "type":
         expected: Any = error.validator_value

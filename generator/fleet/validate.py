@@ -41,7 +41,7 @@ class ValidationResult:
 
 
 def validate_document(doc: LoadedDocument) -> ValidationResult:
-    problems = schema_problems(doc) + rule_problems(doc)
+    problems = doc.problems + schema_problems(doc) + rule_problems(doc)
     problems = sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message))
     result = ValidationResult(doc.file, problems)
     if result.valid:

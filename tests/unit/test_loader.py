@@ -24,9 +24,14 @@ def test_timestamps_stay_strings() -> None:
     assert load_yaml_bytes(b"d: 2024-01-01\n", "f.yaml").data == {"d": "2024-01-01"}
 
 
-def test_duplicate_key_names_both_places() -> None:
-    assert problems_of(b"a: 1\nb: 2\na: 3\n") == [
-        "f.yaml:3:1: error: duplicate key 'a' (first defined at line 1, column 1)"]
+def test_duplicate_keys_are_collected_not_fatal() -> None:
+    doc = load_yaml_bytes(b"a: 1\nb: 2\na: 3\nc:\n  d: 1\n  d: 2\n", "f.yaml")
+    assert [p.as_text() for p in doc.problems] == [
+        "f.yaml:3:1: error: $.a: duplicate key 'a' (first defined at line 1, column 1); "
+        "remove one",
+        "f.yaml:6:3: error: $.c.d: duplicate key 'd' (first defined at line 5, column 3); "
+        "remove one"]
+    assert doc.data == {"a": 1, "b": 2, "c": {"d": 1}}
 
 
 def test_merge_keys_and_aliases_are_copied() -> None:

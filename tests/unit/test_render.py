@@ -196,3 +196,17 @@ def test_every_manifest_parses_and_names_its_kind(tmp_path: Path) -> None:
         if path.endswith(".yaml") and not path.endswith("k10-values.yaml"):
             for doc in docs(text):
                 assert doc["kind"] and doc["apiVersion"], path
+
+
+def test_hostile_values_round_trip_through_k10_values() -> None:
+    from tests.unit.test_yamlout import HOSTILE
+
+    data = example_fleet()
+    hostile = {f"k{i}": text for i, text in enumerate(HOSTILE)}
+    data["spec"]["kasten"]["values"] = {"strings": hostile, "keys": {t: t for t in HOSTILE if t},
+                                        "list": list(HOSTILE)}
+    data["spec"]["secondaries"][0]["clusterName"] = "edge-one"
+    values = yaml.safe_load(render(data)["clusters/edge-2/k10-values.yaml"])
+    assert values["strings"] == hostile
+    assert values["keys"] == {t: t for t in HOSTILE if t}
+    assert values["list"] == list(HOSTILE)

@@ -43,6 +43,10 @@ class FileSpec:
     owner: str = "render"
 
 
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
 @dataclass
 class Manifest:
     """What the tool wrote into a tree, plus opaque metadata for its callers."""
@@ -54,9 +58,19 @@ class Manifest:
         return {p: e for p, e in self.files.items() if e.get("owner") == owner}
 
     def to_bytes(self) -> bytes:
-        doc = {"generator": "k10fleet", "format": MANIFEST_FORMAT, "files": self.files,
-               **self.meta}
-        return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        """Stable JSON, one line per entry so Git diffs stay readable (and fast to write)."""
+        doc = {"format": MANIFEST_FORMAT, "generator": "k10fleet", **self.meta,
+               "files": self.files}
+        blocks = []
+        for key in sorted(doc):
+            value = doc[key]
+            if isinstance(value, dict) and value:
+                entries = ",\n".join(f"    {_compact(k)}: {_compact(value[k])}"
+                                      for k in sorted(value))
+                blocks.append(f"  {_compact(key)}: {{\n{entries}\n  }}")
+            else:
+                blocks.append(f"  {_compact(key)}: {_compact(value)}")
+        return ("{\n" + ",\n".join(blocks) + "\n}\n").encode()
 
 
 @dataclass
@@ -162,7 +176,10 @@ def _check_paths(files: Mapping[str, FileSpec]) -> None:
 def diff_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any]) -> Drift:
     """Compare without writing: what ``write_tree`` would create, change and prune."""
     _check_paths(files)
-    desired = _desired(files, meta)
+    return _diff(out_dir, _desired(files, meta))
+
+
+def _diff(out_dir: str, desired: Mapping[str, FileSpec]) -> Drift:
     drift = Drift()
     for rel, spec in sorted(desired.items()):
         full = os.path.join(out_dir, rel)
@@ -202,11 +219,22 @@ def exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), a)
 
 
-def _write_file(path: str, spec: FileSpec) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(spec.content)
-        os.fchmod(handle.fileno(), spec.mode)
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_file(path: str, spec: FileSpec, umask: int = 0o022) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, spec.mode)
+    try:
+        view = memoryview(spec.content)
+        while view:
+            view = view[os.write(fd, view):]
+        if spec.mode & umask:  # the umask took bits away: set the mode we promise
+            os.fchmod(fd, spec.mode)
+    finally:
+        os.close(fd)
 
 
 def _walk(root: str, rel: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
@@ -265,12 +293,13 @@ def _stage(out_dir: str, stage: str, desired: Mapping[str, FileSpec], changed: s
         for rel in all_dirs:  # empty directories the user made stay
             if rel not in dirs_with_files:
                 ensure_dir(rel)
+    umask = _current_umask()
     for rel, spec in sorted(desired.items()):
         if rel in keep_links:
             result.unchanged += 1
             continue
         ensure_dir(os.path.dirname(rel))
-        _write_file(os.path.join(stage, rel), spec)
+        _write_file(os.path.join(stage, rel), spec, umask)
         if rel != MANIFEST:
             result.written.append(rel)
 
@@ -283,7 +312,7 @@ def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, A
     with locked(out_dir):
         remove_stale_staging(out_dir)
         old = read_manifest(out_dir)
-        drift = diff_tree(out_dir, files, meta)
+        drift = _diff(out_dir, desired)
         if drift.clean:
             return WriteResult(unchanged=len(desired) - 1)
         parent, name = os.path.split(os.path.abspath(out_dir))

@@ -23,9 +23,9 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _BaseLoader = yaml.SafeLoader
 
 _STR = "tag:yaml.org,2002:str"
-_MERGE = "tag:yaml.org,2002:merge"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
-_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
 
 
 @dataclass(frozen=True)
@@ -87,157 +87,146 @@ class _ScalarLoader(_BaseLoader):  # type: ignore[valid-type,misc]
 _ScalarLoader.add_constructor(_TIMESTAMP, lambda loader, node: loader.construct_scalar(node))
 
 
-def _alias_mark(text: str, target: JsonPath) -> Mark | None:
-    """Where the alias at ``target`` is written (composed nodes forget alias positions).
-
-    Only called on failure: re-reads the event stream, tracking the path of each node.
-    """
-    frames: list[list[Any]] = []  # ["map", key, awaiting_key] or ["seq", index]
-
-    def value_done() -> None:
-        if frames:
-            if frames[-1][0] == "map":
-                frames[-1][2] = True
-            else:
-                frames[-1][1] += 1
-
-    try:
-        for event in yaml.parse(text, Loader=_BaseLoader):
-            if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-                frames.pop()
-                value_done()
-                continue
-            if not isinstance(event, yaml.NodeEvent):
-                continue
-            if frames and frames[-1][0] == "map" and frames[-1][2]:
-                frames[-1][1] = getattr(event, "value", None)
-                frames[-1][2] = False
-                if isinstance(event, yaml.CollectionStartEvent):
-                    return None  # complex keys: give up, the caller has a fallback
-                continue
-            mark = event.start_mark
-            if (isinstance(event, yaml.AliasEvent) and mark is not None
-                    and tuple(str(f[1]) if f[0] == "map" else f[1] for f in frames) == target):
-                return (mark.line + 1, mark.column + 1)
-            if isinstance(event, yaml.MappingStartEvent):
-                frames.append(["map", None, True])
-            elif isinstance(event, yaml.SequenceStartEvent):
-                frames.append(["seq", 0])
-            else:
-                value_done()
-    except yaml.YAMLError:
-        return None
-    return None
-
-
 class _LoadAbort(Exception):
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
 
 
-def _mark(node: yaml.Node) -> Mark:
-    return (node.start_mark.line + 1, node.start_mark.column + 1)
+def _mark(event: yaml.Event) -> Mark:
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
+_NodeEvent = yaml.ScalarEvent | yaml.AliasEvent | yaml.MappingStartEvent | yaml.SequenceStartEvent
 
 
 class _Builder:
-    """Turns a composed node graph into data while recording marks."""
+    """Builds data straight from the parser's event stream while recording marks.
 
-    def __init__(self, loader: yaml.SafeLoader, doc: LoadedDocument, limits: LoadLimits,
-                 text: str) -> None:
-        self.loader = loader
+    Working from events (not a composed node graph) is several times faster, keeps
+    every alias's own position, and lets an alias reuse the anchored value while its
+    size is charged to the alias budget, so alias bombs stop before they cost anything.
+    """
+
+    def __init__(self, loader: yaml.SafeLoader, doc: LoadedDocument, limits: LoadLimits) -> None:
+        self.loader: Any = loader  # the C parser's event methods carry no type information
         self.doc = doc
         self.limits = limits
-        self.text = text
         self.nodes = 0
         self.alias_nodes = 0
-        self.alias_origin: JsonPath = ()
-        self.seen: set[int] = set()
+        self.anchors: dict[str, tuple[Any, int]] = {}
 
-    def fail(self, node: yaml.Node, message: str) -> _LoadAbort:
-        line, column = _mark(node)
+    def fail(self, event: yaml.Event, message: str) -> _LoadAbort:
+        line, column = _mark(event)
         return _LoadAbort(Problem(self.doc.file, line, column, "", message, rule="yaml"))
 
-    def build(self, node: yaml.Node, path: JsonPath, in_alias: bool) -> Any:
+    def build(self, path: JsonPath) -> tuple[Any, int]:
+        """The next node's value and how many nodes it expands to."""
+        event = self.loader.get_event()
+        self.doc.marks[path] = _mark(event)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.anchors:
+                raise self.fail(event, f"alias *{event.anchor} is used before its anchor "
+                                f"&{event.anchor} is defined")
+            shared, size = self.anchors[event.anchor]
+            self.alias_nodes += size
+            if self.alias_nodes > self.limits.max_alias_nodes:
+                raise self.fail(event, "aliases expand to more than "
+                                f"{self.limits.max_alias_nodes} nodes (limit "
+                                "K10FLEET_MAX_ALIAS_NODES); is this an alias bomb?")
+            return shared, size
         self.nodes += 1
         if self.nodes > self.limits.max_nodes:
-            raise self.fail(node, f"document has more than {self.limits.max_nodes} nodes "
+            raise self.fail(event, f"document has more than {self.limits.max_nodes} nodes "
                             "(limit K10FLEET_MAX_NODES)")
-        if in_alias:
-            self.alias_nodes += 1
-            if self.alias_nodes > self.limits.max_alias_nodes:
-                line, column = (_alias_mark(self.text, self.alias_origin)
-                                or self.doc.locate(self.alias_origin, key=True))
-                raise _LoadAbort(Problem(
-                    self.doc.file, line, column, "", "aliases expand to more than "
-                    f"{self.limits.max_alias_nodes} nodes (limit K10FLEET_MAX_ALIAS_NODES); "
-                    "is this an alias bomb?", rule="yaml"))
         if len(path) > self.limits.max_depth:
-            raise self.fail(node, f"nesting deeper than {self.limits.max_depth} levels "
+            raise self.fail(event, f"nesting deeper than {self.limits.max_depth} levels "
                             "(limit K10FLEET_MAX_DEPTH)")
-        self.doc.marks[path] = _mark(node)
-        if isinstance(node, yaml.ScalarNode):
-            return self.scalar(node)
-        if node.tag not in _COLLECTION_TAGS:
-            raise self.fail(node, f"unsupported YAML tag {node.tag!r}; "
-                            "use plain strings, numbers, booleans, lists and mappings")
-        if id(node) in self.seen and not in_alias:
-            in_alias = True
-            self.alias_origin = path
-        self.seen.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i), in_alias) for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, path, in_alias)
-        raise self.fail(node, "unsupported YAML node")  # pragma: no cover
+        if isinstance(event, yaml.ScalarEvent):
+            value: Any = self.scalar(event)
+            size = 1
+        elif isinstance(event, yaml.SequenceStartEvent):
+            self.check_collection_tag(event, _SEQ)
+            value, size = self.sequence(path)
+        elif isinstance(event, yaml.MappingStartEvent):
+            self.check_collection_tag(event, _MAP)
+            value, size = self.mapping(path)
+        else:  # pragma: no cover - the parser guarantees a node event here
+            raise self.fail(event, "unexpected YAML event")
+        if event.anchor:
+            self.anchors[event.anchor] = (value, size)
+        return value, size
 
-    def scalar(self, node: yaml.ScalarNode) -> Any:
-        if node.tag == _STR:
-            return node.value
-        constructor = self.loader.yaml_constructors.get(node.tag)
-        if constructor is None:
-            raise self.fail(node, f"unsupported YAML tag {node.tag!r}; "
+    def check_collection_tag(self, event: yaml.CollectionStartEvent, default: str) -> None:
+        if event.tag not in (None, "!", default):
+            raise self.fail(event, f"unsupported YAML tag {event.tag!r}; "
                             "use plain strings, numbers, booleans, lists and mappings")
+
+    def scalar(self, event: yaml.ScalarEvent) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == _STR:
+            return event.value
+        constructor = self.loader.yaml_constructors.get(tag)
+        if constructor is None:
+            raise self.fail(event, f"unsupported YAML tag {tag!r}; "
+                            "use plain strings, numbers, booleans, lists and mappings")
+        node = yaml.ScalarNode(tag, event.value, style=event.style)
         try:
             return constructor(self.loader, node)
         except yaml.YAMLError as e:
-            raise self.fail(node, f"cannot read value: {getattr(e, 'problem', e)}") from e
+            raise self.fail(event, f"cannot read value: {getattr(e, 'problem', e)}") from e
 
-    def mapping(self, node: yaml.MappingNode, path: JsonPath, in_alias: bool) -> dict[Any, Any]:
-        merged: dict[Any, Any] = {}
+    def sequence(self, path: JsonPath) -> tuple[list[Any], int]:
+        items: list[Any] = []
+        size = 1
+        while not self.loader.check_event(yaml.SequenceEndEvent):
+            value, child_size = self.build((*path, len(items)))
+            items.append(value)
+            size += child_size
+        self.loader.get_event()
+        return items, size
+
+    def mapping(self, path: JsonPath) -> tuple[dict[Any, Any], int]:
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                merged.update(self.merge_sources(value_node, path, in_alias))
+        merged: dict[Any, Any] = {}
+        size = 1
+        while not self.loader.check_event(yaml.MappingEndEvent):
+            key_event = self.loader.get_event()
+            if not isinstance(key_event, yaml.ScalarEvent):
+                raise self.fail(key_event, "mapping keys must be plain scalars")
+            if key_event.tag is None and key_event.implicit[0] and key_event.value == "<<":
+                source, child_size = self.build(path)
+                merged.update(self.merge_sources(key_event, source))
+                size += child_size
                 continue
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise self.fail(key_node, "mapping keys must be plain scalars")
-            key = self.scalar(key_node)
-            try:
-                hash(key)
-            except TypeError as e:  # pragma: no cover - scalars are hashable
-                raise self.fail(key_node, "unhashable mapping key") from e
+            key = self.scalar(key_event)
+            child = (*path, str(key))
             if key in result:  # reported, and loading goes on so every problem shows
-                first_line, first_col = self.doc.key_marks[(*path, str(key))]
-                line, column = _mark(key_node)
+                first_line, first_col = self.doc.key_marks[child]
+                line, column = _mark(key_event)
                 self.doc.problems.append(Problem(
-                    self.doc.file, line, column, format_json_path((*path, str(key))),
+                    self.doc.file, line, column, format_json_path(child),
                     f"duplicate key {key!r} (first defined at line {first_line}, column "
                     f"{first_col}); remove one", rule="yaml"))
+                self.build((*path, "<duplicate>"))
                 continue
-            child = (*path, str(key))
-            self.doc.key_marks[child] = _mark(key_node)
-            result[key] = self.build(value_node, child, in_alias)
+            self.doc.key_marks[child] = _mark(key_event)
+            result[key], child_size = self.build(child)
+            size += child_size
+        self.loader.get_event()
         for key, value in merged.items():
             result.setdefault(key, value)
-        return result
+        return result, size
 
-    def merge_sources(self, node: yaml.Node, path: JsonPath, in_alias: bool) -> dict[Any, Any]:
-        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    def merge_sources(self, key_event: yaml.Event, source: Any) -> dict[Any, Any]:
+        sources = source if isinstance(source, list) else [source]
         merged: dict[Any, Any] = {}
-        for source in reversed(sources):
-            if not isinstance(source, yaml.MappingNode):
-                raise self.fail(source, "a merge key '<<' must refer to a mapping")
-            merged.update(self.mapping(source, path, True))
+        for item in reversed(sources):
+            if not isinstance(item, dict):
+                raise self.fail(key_event, "a merge key '<<' must refer to a mapping")
+            merged.update(item)
         return merged
 
 
@@ -273,17 +262,28 @@ def load_yaml_bytes(raw: bytes, file: str, limits: LoadLimits | None = None) -> 
     doc = LoadedDocument(file=file, data=None)
     loader = _ScalarLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
             raise InvalidInput([Problem(file, 1, 1, "", "file is empty; expected a Fleet "
                                         "document (apiVersion: k10fleet/v1alpha1)",
                                         rule="yaml")])
-        if not isinstance(node, yaml.MappingNode):
-            line, column = _mark(node)
-            found = "a list" if isinstance(node, yaml.SequenceNode) else "a scalar"
+        loader.get_event()  # document start
+        first = loader.peek_event()
+        if isinstance(first, yaml.ScalarEvent) and first.value == "" and first.tag is None:
+            raise InvalidInput([Problem(file, 1, 1, "", "file is empty; expected a Fleet "
+                                        "document (apiVersion: k10fleet/v1alpha1)",
+                                        rule="yaml")])
+        if not isinstance(first, yaml.MappingStartEvent):
+            line, column = _mark(first)
+            found = "a list" if isinstance(first, yaml.SequenceStartEvent) else "a scalar"
             raise InvalidInput([Problem(file, line, column, "", "expected a mapping at the top "
                                         f"of the document, found {found}", rule="yaml")])
-        doc.data = _Builder(loader, doc, limits, text).build(node, (), False)
+        doc.data, _ = _Builder(loader, doc, limits).build(())
+        loader.get_event()  # document end
+        if not loader.check_event(yaml.StreamEndEvent):
+            line, column = _mark(loader.peek_event())
+            raise InvalidInput([Problem(file, line, column, "", "more than one YAML document; "
+                                        "a fleet file holds exactly one", rule="yaml")])
     except _LoadAbort as e:
         raise InvalidInput([e.problem]) from None
     except yaml.MarkedYAMLError as e:

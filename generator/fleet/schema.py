@@ -26,6 +26,26 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(load_schema(FLEET_SCHEMA))
 
 
+@cache
+def _fast_validator() -> Any:
+    """jsonschema-rs answers "valid?" ~400x faster; None when it is not installed."""
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.validator_for(load_schema(FLEET_SCHEMA))
+
+
+def _quickly_valid(data: Any) -> bool:
+    fast = _fast_validator()
+    if fast is None:
+        return False
+    try:
+        return bool(fast.is_valid(data))
+    except (ValueError, TypeError, OverflowError):  # not JSON-shaped: let jsonschema explain
+        return False
+
+
 def describe(value: Any) -> str:
     """Name a YAML value's type the way a fleet author thinks of it."""
     if value is None:
@@ -89,7 +109,13 @@ def _problems_for(doc: LoadedDocument, error: jsonschema.ValidationError) -> Ite
 
 
 def schema_problems(doc: LoadedDocument) -> list[Problem]:
-    """Every schema violation of the document, located."""
+    """Every schema violation of the document, located.
+
+    The fast validator settles the common (valid) case; only an invalid document pays
+    for jsonschema, whose errors carry the detail that good messages need.
+    """
+    if _quickly_valid(doc.data):
+        return []
     problems: list[Problem] = []
     for error in _validator().iter_errors(doc.data):
         problems.extend(_problems_for(doc, error))

@@ -37,6 +37,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates are package data: never re-stat them per render
     )
     # Every interpolated value goes through the strict emitter: no hand-made quoting.
     env.filters["y"] = yamlout.scalar
@@ -46,6 +47,11 @@ def environment() -> jinja2.Environment:
     return env
 
 
+@cache
+def _template(name: str) -> jinja2.Template:
+    return environment().get_template(name)
+
+
 def render_template(template: str, **context: object) -> str:
-    text = environment().get_template(template).render(**context)
+    text = _template(template).render(**context)
     return text if text.endswith("\n") else text + "\n"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@:-]*\Z")
@@ -42,12 +41,26 @@ def quote(text: str) -> str:
     return '"' + text.translate(_ESCAPES) + '"'
 
 
+_STRING_CACHE: dict[str, str] = {}
+
+
+def _string(value: str) -> str:
+    cached = _STRING_CACHE.get(value)
+    if cached is None:
+        plain = (_PLAIN.match(value) and not value.endswith(":")
+                 and value.lower() not in _RESERVED)
+        cached = value if plain else quote(value)
+        if len(_STRING_CACHE) < 100_000:  # names and values repeat across clusters
+            _STRING_CACHE[value] = cached
+    return cached
+
+
 def scalar(value: Any) -> str:
     """One YAML scalar for a str, int, float, bool or None."""
+    if type(value) is str:
+        return _string(value)
     if isinstance(value, str):
-        if _PLAIN.match(value) and not value.endswith(":") and value.lower() not in _RESERVED:
-            return value
-        return quote(value)
+        return _string(str(value))
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -69,12 +82,12 @@ def scalar(value: Any) -> str:
 
 def _lines(value: Any, indent: int, out: list[str]) -> None:
     pad = " " * indent
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         for key, child in value.items():
             _entry(f"{pad}{scalar(key)}:", child, indent, out)
     else:
         for child in value:
-            if isinstance(child, Mapping) and child:
+            if isinstance(child, dict) and child:
                 first = True
                 for key, grandchild in child.items():
                     prefix = f"{pad}- " if first else f"{pad}  "
@@ -85,13 +98,13 @@ def _lines(value: Any, indent: int, out: list[str]) -> None:
 
 
 def _entry(head: str, value: Any, indent: int, out: list[str]) -> None:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         if value:
             out.append(head)
             _lines(value, indent + 2, out)
         else:
             out.append(head + " {}")
-    elif isinstance(value, Sequence) and not isinstance(value, str):
+    elif isinstance(value, list | tuple):
         if value:
             out.append(head)
             # sequences under a mapping key sit at the key's indentation (kubectl style)
@@ -102,7 +115,7 @@ def _entry(head: str, value: Any, indent: int, out: list[str]) -> None:
         out.append(f"{head} {scalar(value)}")
 
 
-def dump(value: Mapping[str, Any]) -> str:
+def dump(value: dict[str, Any]) -> str:
     """Block-style document for a mapping, LF line ends, final newline."""
     if not value:
         return "{}\n"

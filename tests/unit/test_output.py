@@ -86,11 +86,11 @@ def test_failure_mid_write_leaves_previous_tree(tmp_path: Path,
     calls = {"n": 0}
     real = output._write_file
 
-    def failing(path: str, spec: FileSpec) -> None:
+    def failing(path: str, spec: FileSpec, umask: int = 0o022) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(28, "No space left on device")
-        real(path, spec)
+        real(path, spec, umask)
 
     monkeypatch.setattr(output, "_write_file", failing)
     new = {p: FileSpec(b"changed\n") for p in ["a.yaml", "b.yaml", "c.yaml"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,18 @@ from click.testing import CliRunner, Result
 from generator.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+
+
+def _shared_dir() -> Path:
+    """The team's reference data (../shared); K10FLEET_SHARED overrides the location."""
+    candidates = [os.environ.get("K10FLEET_SHARED", ""), REPO.parent / "shared", "/work/shared"]
+    for candidate in candidates:
+        if candidate and Path(candidate, "k10-chart").is_dir():
+            return Path(candidate)
+    return REPO.parent / "shared"  # tests that need it fail with a clear FileNotFoundError
+
+
+SHARED = _shared_dir()
 K10_CHARTS = SHARED / "k10-chart"
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 

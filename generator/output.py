@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -31,6 +32,7 @@ from generator.problems import Problem
 
 MANIFEST = ".k10fleet-manifest.json"
 MANIFEST_FORMAT = 1
+_ENTRY_MODE = re.compile(r"0[0-7]{3}\Z")
 STAGE_MARK = ".k10fleet-stage-"
 
 
@@ -113,9 +115,11 @@ def read_manifest(out_dir: str) -> Manifest:
         raise InvalidInput([Problem(path, 1, 1, "", f"cannot read the k10fleet manifest ({e}); "
                                     "restore it from Git, or delete it and remove stale "
                                     "generated files by hand", rule="manifest")]) from e
-    if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
-        raise InvalidInput([Problem(path, 1, 1, "", "not a k10fleet manifest; restore it from "
-                                    "Git or delete it", rule="manifest")])
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict) or not all(
+            isinstance(entry, dict) and _ENTRY_MODE.match(str(entry.get("mode", "0644")))
+            and isinstance(entry.get("owner", ""), str) for entry in doc["files"].values()):
+        raise InvalidInput([Problem(path, 1, 1, "", "not a valid k10fleet manifest; restore it "
+                                    "from Git or delete it", rule="manifest")])
     meta = {k: v for k, v in doc.items() if k not in ("generator", "format", "files")}
     return Manifest(files=doc["files"], meta=meta)
 
@@ -151,7 +155,8 @@ def _matches(path: str, spec: FileSpec) -> bool:
         return False
     if not stat.S_ISREG(info.st_mode) or info.st_size != len(spec.content):
         return False
-    if stat.S_IMODE(info.st_mode) != spec.mode:
+    # Git records only the executable bit, so a clone under another umask must not drift.
+    if bool(info.st_mode & 0o111) != bool(spec.mode & 0o111):
         return False
     with open(path, "rb") as handle:
         return handle.read() == spec.content
@@ -263,7 +268,16 @@ def _stage(out_dir: str, stage: str, desired: Mapping[str, FileSpec], changed: s
         if rel in made:
             return
         ensure_dir(os.path.dirname(rel))
-        os.mkdir(os.path.join(stage, rel))
+        old_path = os.path.join(out_dir, rel)
+        if os.path.lexists(old_path) and not stat.S_ISDIR(os.lstat(old_path).st_mode):
+            raise EnvironmentFailure(f"{old_path} is not a directory (a symlink or file?); "
+                                     "k10fleet needs a real directory there: move it away")
+        try:
+            os.mkdir(os.path.join(stage, rel))
+        except FileExistsError as e:
+            raise EnvironmentFailure(f"{old_path} is in the way of a generated file") from e
+        if os.path.isdir(old_path):  # keep the modes of existing directories
+            os.chmod(os.path.join(stage, rel), stat.S_IMODE(os.lstat(old_path).st_mode))
         made.add(rel)
 
     keep_links: set[str] = set()

@@ -11,6 +11,7 @@ from generator.fleet.loader import LoadLimits
 from generator.fleet.model import MC_NAMESPACE, Fleet
 from generator.fleet.validate import ValidationResult, load_fleet, validate_file
 from generator.output import (
+    MANIFEST,
     Drift,
     FileSpec,
     Manifest,
@@ -49,6 +50,10 @@ def guard_output_dir(out_dir: str, fleet_path: str) -> None:
                            "render into a folder of its own, such as output/")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageFailure(f"output path {out_dir} exists and is not a directory")
+    if (os.path.isdir(out) and any(os.scandir(out))
+            and not os.path.exists(os.path.join(out, MANIFEST))):
+        raise UsageFailure(f"output directory {out_dir} is not empty and was not written by "
+                           f"k10fleet (no {MANIFEST}); render into an empty or new folder")
 
 
 def injected_files(fleet: Fleet, out_dir: str, old: Manifest) -> dict[str, FileSpec]:

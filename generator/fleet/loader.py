@@ -24,6 +24,7 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 _STR = "tag:yaml.org,2002:str"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 
@@ -144,7 +145,8 @@ class _Builder:
                             "(limit K10FLEET_MAX_DEPTH)")
         if isinstance(event, yaml.ScalarEvent):
             value: Any = self.scalar(event)
-            size = 1
+            # a long string weighs more, so aliasing it many times is charged fairly
+            size = 1 + len(event.value) // 64
         elif isinstance(event, yaml.SequenceStartEvent):
             self.check_collection_tag(event, _SEQ)
             value, size = self.sequence(path)
@@ -174,9 +176,14 @@ class _Builder:
                             "use plain strings, numbers, booleans, lists and mappings")
         node = yaml.ScalarNode(tag, event.value, style=event.style)
         try:
-            return constructor(self.loader, node)
-        except yaml.YAMLError as e:
-            raise self.fail(event, f"cannot read value: {getattr(e, 'problem', e)}") from e
+            value = constructor(self.loader, node)
+        except (yaml.YAMLError, ValueError, TypeError, KeyError, OverflowError) as e:
+            raise self.fail(event, f"cannot read {event.value!r} as {tag.rsplit(':', 1)[-1]}"
+                            ) from e
+        if ":" in event.value and tag in _NUMBER_TAGS and event.implicit[0]:
+            # YAML 1.1 base-60 numbers (10:30): Helm and kubectl read them as strings
+            return event.value
+        return value
 
     def sequence(self, path: JsonPath) -> tuple[list[Any], int]:
         items: list[Any] = []
@@ -191,6 +198,7 @@ class _Builder:
     def mapping(self, path: JsonPath) -> tuple[dict[Any, Any], int]:
         result: dict[Any, Any] = {}
         merged: dict[Any, Any] = {}
+        first_marks: dict[Any, Mark] = {}
         size = 1
         while not self.loader.check_event(yaml.MappingEndEvent):
             key_event = self.loader.get_event()
@@ -204,7 +212,7 @@ class _Builder:
             key = self.scalar(key_event)
             child = (*path, str(key))
             if key in result:  # reported, and loading goes on so every problem shows
-                first_line, first_col = self.doc.key_marks[child]
+                first_line, first_col = first_marks[key]
                 line, column = _mark(key_event)
                 self.doc.problems.append(Problem(
                     self.doc.file, line, column, format_json_path(child),
@@ -212,7 +220,7 @@ class _Builder:
                     f"{first_col}); remove one", rule="yaml"))
                 self.build((*path, "<duplicate>"))
                 continue
-            self.doc.key_marks[child] = _mark(key_event)
+            self.doc.key_marks[child] = first_marks[key] = _mark(key_event)
             result[key], child_size = self.build(child)
             size += child_size
         self.loader.get_event()
@@ -299,8 +307,16 @@ def load_yaml_bytes(raw: bytes, file: str, limits: LoadLimits | None = None) -> 
             message = f"{message} ({e.context})"
         raise InvalidInput([Problem(file, line, column, "", f"invalid YAML: {message}",
                                     rule="yaml")]) from None
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        raise InvalidInput([Problem(file, line, column, "", f"invalid YAML: character "
+                                    f"U+{e.character:04X} is not allowed in YAML; remove it",
+                                    rule="yaml")]) from None
     except yaml.YAMLError as e:
-        raise InvalidInput([Problem(file, 1, 1, "", f"invalid YAML: {e}", rule="yaml")]) from None
+        message = " ".join(str(e).split())
+        raise InvalidInput([Problem(file, 1, 1, "", f"invalid YAML: {message}",
+                                    rule="yaml")]) from None
     except RecursionError:
         raise InvalidInput([Problem(file, 1, 1, "", "YAML nesting is too deep to read",
                                     rule="yaml")]) from None

@@ -13,7 +13,7 @@ DEFAULT_CHART_REPOSITORY = "https://charts.kasten.io/"
 DEFAULT_CHART_NAME = "k10"
 DEFAULT_JOIN_TOKEN_SECRET = "join-token-secret"
 
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
 
 class K10Version(NamedTuple):
@@ -25,7 +25,7 @@ class K10Version(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> K10Version | None:
-        match = _VERSION.match(text)
+        match = _VERSION.fullmatch(text)
         if not match:
             return None
         major, minor, patch = (int(g) for g in match.groups())

@@ -6,6 +6,7 @@ problems located through the loaded document, so a single run reports all.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -179,16 +180,25 @@ def owned_values(doc: LoadedDocument) -> Iterator[Problem]:
                               rule="owned-values")
 
 
+MAX_VALUES_KEY = 256
+
+
 def _plain_data(value: Any, path: JsonPath, doc: LoadedDocument) -> Iterator[Problem]:
     if isinstance(value, dict):
         for key, child in value.items():
             if not isinstance(key, str):
                 yield doc.problem((*path, str(key)), f"Helm values keys must be strings; quote "
                                   f"the key {key!r}", key=True, rule="values")
+            elif len(key) > MAX_VALUES_KEY:
+                yield doc.problem((*path, key), f"Helm values key longer than {MAX_VALUES_KEY} "
+                                  "characters", key=True, rule="values")
             yield from _plain_data(child, (*path, str(key)), doc)
     elif isinstance(value, list):
         for index, child in enumerate(value):
             yield from _plain_data(child, (*path, index), doc)
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield doc.problem(path, "Helm values cannot hold NaN or infinity (JSON has no such "
+                          "numbers); quote it if you mean the text", rule="values")
     elif not (value is None or isinstance(value, str | int | float | bool)):
         yield doc.problem(path, f"unsupported value of type {type(value).__name__}",
                           rule="values")
@@ -202,14 +212,24 @@ def values_are_json(doc: LoadedDocument) -> Iterator[Problem]:
             yield from _plain_data(values, path, doc)
 
 
-def fips_primary(doc: LoadedDocument) -> Iterator[Problem]:
-    """The chart refuses multicluster together with FIPS mode; the primary needs multicluster."""
-    for path in (("spec", "primary", "values"), ("spec", "kasten", "values")):
-        if _get(doc.data, *path, "fips", "enabled") is True:
-            yield doc.problem((*path, "fips", "enabled"), "fips.enabled: true cannot be combined "
-                              "with the Multi-Cluster Manager, which the primary requires",
-                              rule="fips")
-            return
+def fips(doc: LoadedDocument) -> Iterator[Problem]:
+    """The chart refuses multicluster with FIPS mode, and every fleet cluster needs multicluster."""
+    fleet_fips = _get(doc.data, "spec", "kasten", "values", "fips", "enabled")
+    fleet_reported = False
+    for path, cluster in clusters(doc):
+        own = _get(cluster, "values", "fips", "enabled")
+        effective = own if own is not None else fleet_fips
+        if effective is not True:
+            continue
+        if own is not None:
+            where: JsonPath = (*path, "values", "fips", "enabled")
+        elif fleet_reported:
+            continue
+        else:
+            where, fleet_reported = ("spec", "kasten", "values", "fips", "enabled"), True
+        yield doc.problem(where, "fips.enabled: true cannot be combined with the Multi-Cluster "
+                          "Manager (multicluster.enabled), which every fleet cluster needs",
+                          rule="fips")
 
 
 def namespaces(doc: LoadedDocument) -> Iterator[Problem]:
@@ -283,7 +303,7 @@ def cluster_ingress_version(doc: LoadedDocument) -> Iterator[Problem]:
 
 
 RULES: tuple[Rule, ...] = (
-    unique_names, urls, versions, owned_values, values_are_json, fips_primary, namespaces,
+    unique_names, urls, versions, owned_values, values_are_json, fips, namespaces,
     tokens, gitops, k10multicluster_joins, cluster_ingress_version,
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
@@ -21,9 +22,25 @@ _TYPE_NAMES = {
 }
 
 
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    """``pattern`` with ECMA-262 anchors: a final ``$`` must not match before a trailing newline.
+
+    Python's ``re`` lets ``$`` match there, which would let ``"edge-1\\n"`` pass as a name.
+    """
+    if not isinstance(instance, str):
+        return
+    python_pattern = pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern
+    if not re.search(python_pattern, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})
+
+
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(load_schema(FLEET_SCHEMA))
+def _validator() -> Any:
+    return _Validator(load_schema(FLEET_SCHEMA))
 
 
 @cache
@@ -119,4 +136,8 @@ def schema_problems(doc: LoadedDocument) -> list[Problem]:
     problems: list[Problem] = []
     for error in _validator().iter_errors(doc.data):
         problems.extend(_problems_for(doc, error))
+    if not problems and _fast_validator() is not None:
+        # The two engines disagree: never let that pass silently.
+        problems = [doc.problem(tuple(e.instance_path), e.message, rule="schema")
+                    for e in _fast_validator().iter_errors(doc.data)]
     return problems

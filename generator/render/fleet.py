@@ -22,6 +22,7 @@ from generator.render.templates import render_template
 
 SCRIPT_PATH = "bootstrap/k10multicluster.sh"
 JOIN_TOKEN_TYPE = "dist.kio.kasten.io/join-token"
+JOIN_TOKEN_FILE = "join-token-secret.yaml"
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def _render_primary(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> No
         tree.add(f"{base}/bootstrap.yaml", render_template(
             "primary/bootstrap.yaml.j2", **ctx, cluster=primary, namespace=MC_NAMESPACE,
             annotations={}, spec=bootstrap_spec(primary)))
-    secret_file = f"{fleet.tokens.join_token_secret}.yaml"
+    secret_file = JOIN_TOKEN_FILE  # fixed: a Secret name must never collide with our files
     resources.append(secret_file)
     tree.add(f"{base}/{secret_file}", render_template(
         "primary/join-token-secret.yaml.j2", **ctx, name=fleet.tokens.join_token_secret,

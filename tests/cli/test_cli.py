@@ -209,3 +209,13 @@ def test_wheel_installs_and_runs_from_any_directory(tmp_path: Path) -> None:
     assert tree_bytes(work / "output") == tree_bytes(REPO / "output")
 
 
+
+
+def test_refuses_to_take_over_a_foreign_directory(write_fleet: WriteFleet,
+                                                  tmp_path: Path) -> None:
+    foreign = tmp_path / "home"
+    (foreign / ".ssh").mkdir(parents=True, mode=0o700)
+    result = run_cli("render", write_fleet(example_fleet()), "-o", foreign)
+    assert result.exit_code == 2
+    assert "not empty and was not written by k10fleet" in result.output
+    assert os.stat(foreign / ".ssh").st_mode & 0o777 == 0o700

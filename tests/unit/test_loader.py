@@ -77,3 +77,30 @@ def test_depth_and_size_limits_are_configurable() -> None:
 def test_limits_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("K10FLEET_MAX_DEPTH", "7")
     assert LoadLimits.from_env().max_depth == 7
+
+
+def test_colliding_keys_one_and_true_are_reported_not_crashing() -> None:
+    doc = load_yaml_bytes(b"a:\n  1: x\n  true: y\n", "f.yaml")
+    assert [p.line for p in doc.problems] == [3]
+    assert "duplicate key True (first defined at line 2, column 3)" in doc.problems[0].message
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (b"a: !!int abc\n", "f.yaml:1:4: error: cannot read 'abc' as int"),
+    (b"a: !!float x\n", "f.yaml:1:4: error: cannot read 'x' as float"),
+    (b"a: 1\nb: \x00\n", "f.yaml:2:4: error: invalid YAML: character U+0000 is not allowed"),
+])
+def test_values_that_cannot_be_built_are_located(raw: bytes, expected: str) -> None:
+    assert problems_of(raw)[0].startswith(expected)
+
+
+def test_alias_of_a_long_string_is_charged_by_size() -> None:
+    big = "x" * 100_000
+    raw = (f"a: &a {big}\nb: [" + ", ".join(["*a"] * 200) + "]\n").encode()
+    assert "alias bomb" in problems_of(raw)[0]
+    small = (b"a: &a xx\nb: [" + b", ".join([b"*a"] * 200) + b"]\n")
+    assert load_yaml_bytes(small, "f.yaml").data["b"] == ["xx"] * 200
+
+
+def test_base_60_numbers_stay_strings_like_helm_reads_them() -> None:
+    assert load_yaml_bytes(b"t: 10:30\nn: 10\n", "f.yaml").data == {"t": "10:30", "n": 10}

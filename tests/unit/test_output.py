@@ -118,3 +118,47 @@ def test_second_writer_is_refused_while_locked(tmp_path: Path) -> None:
 def test_unsafe_paths_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_tree(str(tmp_path / "o"), {"../escape": FileSpec(b"x")}, {})
+
+
+def test_group_writable_clone_is_not_drift(tmp_path: Path) -> None:
+    """Git keeps only the executable bit: a clone under umask 002 must not look changed."""
+    out = tmp_path / "output"
+    write_tree(str(out), FILES, {})
+    os.chmod(out / "clusters/a/x.yaml", 0o664)
+    os.chmod(out / "bin/run.sh", 0o775)
+    assert diff_tree(str(out), FILES, {}).clean
+    os.chmod(out / "bin/run.sh", 0o664)
+    assert diff_tree(str(out), FILES, {}).differing == ["bin/run.sh"]
+
+
+def test_existing_directory_modes_survive_a_write(tmp_path: Path) -> None:
+    out = tmp_path / "output"
+    write_tree(str(out), FILES, {})
+    (out / "private").mkdir(mode=0o700)
+    (out / "private/key").write_text("k")
+    os.chmod(out / "clusters", 0o750)
+    write_tree(str(out), {**FILES, "new.yaml": FileSpec(b"n\n")}, {})
+    assert os.stat(out / "private").st_mode & 0o777 == 0o700
+    assert os.stat(out / "clusters").st_mode & 0o777 == 0o750
+
+
+def test_symlink_in_the_way_is_named(tmp_path: Path) -> None:
+    out = tmp_path / "output"
+    write_tree(str(out), FILES, {})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "clusters/a/x.yaml").unlink()
+    (out / "clusters/a").rmdir()
+    (out / "clusters").rmdir()
+    (out / "clusters").symlink_to(elsewhere)
+    with pytest.raises(output.EnvironmentFailure, match="clusters is not a directory"):
+        write_tree(str(out), FILES, {})
+
+
+def test_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
+    out = tmp_path / "output"
+    write_tree(str(out), FILES, {})
+    (out / MANIFEST).write_text('{"files": {"a": {"mode": "rw"}}}')
+    with pytest.raises(output.InvalidInput) as info:
+        read_manifest(str(out))
+    assert "not a valid k10fleet manifest" in info.value.problems[0].message

@@ -210,3 +210,15 @@ def test_hostile_values_round_trip_through_k10_values() -> None:
     assert values["strings"] == hostile
     assert values["keys"] == {t: t for t in HOSTILE if t}
     assert values["list"] == list(HOSTILE)
+
+
+@pytest.mark.parametrize("secret_name", ["k10-values", "kustomization", "kasten-io-mc-namespace"])
+def test_join_token_secret_name_never_collides_with_generated_files(secret_name: str) -> None:
+    data = example_fleet()
+    data["spec"]["tokens"]["joinTokenSecret"] = secret_name
+    files = render(data)
+    (secret,) = docs(files["clusters/primary-1/join-token-secret.yaml"])
+    assert secret["metadata"]["name"] == secret_name
+    assert yaml.safe_load(files["clusters/primary-1/k10-values.yaml"])["multicluster"]
+    kustomization = yaml.safe_load(files["clusters/primary-1/kustomization.yaml"])
+    assert len(set(kustomization["resources"])) == len(kustomization["resources"]) == 2

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from generator import __version__, pipeline
+from generator.check.schemas import DEFAULT_KUBERNETES_VERSION
 from generator.errors import CheckFailed, InvalidInput, K10FleetError
 from generator.problems import Problem, problems_as_json
 
@@ -145,3 +146,45 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
                 click.echo(f"  {command}")
     if outcome.drift is not None and not outcome.drift.clean:
         raise click.exceptions.Exit(CheckFailed.exit_code)
+
+
+@main.command()
+@click.argument("directory", default="output", metavar="[DIR]",
+                type=click.Path(file_okay=False))
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "junit"]),
+              default="text", show_default=True, help="Report format on stdout.")
+@click.option("--kubernetes-version", default=DEFAULT_KUBERNETES_VERSION, show_default=True,
+              help="Kubernetes version whose bundled schemas validate core kinds.")
+@click.option("--schema-location", "schema_locations", multiple=True,
+              type=click.Path(file_okay=False, exists=True),
+              help="Folder of CRD schemas in kubeconform's {group}/{kind}_{version}.json "
+                   "layout (repeatable).")
+@click.option("--strict", is_flag=True, help="A kind without a schema is an error.")
+@click.option("--k10-chart", type=click.Path(exists=True),
+              help="K10 chart directory (or its values.schema.json) to validate values with.")
+@click.option("--kubeconform", "kubeconform_option", default=None, metavar="PATH|required|off",
+              help="kubeconform binary; default: use it when on PATH. 'required' makes its "
+                   "absence an error.")
+@click.option("--kustomize", is_flag=True,
+              help="Also run `kubectl kustomize` on every kustomization (slow on big trees).")
+@click.option("--fleet", type=click.Path(dir_okay=False),
+              help="Also verify the tree is what this fleet renders (render --check).")
+@handle_errors
+def check(directory: str, output_format: str, kubernetes_version: str,
+          schema_locations: tuple[str, ...], strict: bool, k10_chart: str | None,
+          kubeconform_option: str | None, kustomize: bool, fleet: str | None) -> None:
+    """Validate a rendered tree offline, as CI would (default ./output)."""
+    from generator.check import report as reporters
+    from generator.check.run import CheckOptions, run_check
+
+    result = run_check(CheckOptions(
+        root=directory, kubernetes_version=kubernetes_version,
+        schema_locations=list(schema_locations), strict=strict, k10_chart=k10_chart,
+        kubeconform=kubeconform_option, kustomize=kustomize, fleet=fleet))
+    for note in result.notes:
+        click.echo(f"k10fleet: {note}", err=True)
+    render_report = {"text": reporters.as_text, "json": reporters.as_json,
+                     "junit": reporters.as_junit}[output_format]
+    click.echo(render_report(result))
+    if result.errors:
+        raise click.exceptions.Exit(1)

@@ -114,7 +114,7 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
     files, clusters = desired_files(fleet, out_dir, old)
-    meta = {"fleet": fleet.name, "clusters": clusters}
+    meta = {"fleet": fleet.name, "engine": fleet.gitops.engine, "clusters": clusters}
     outcome = RenderOutcome(fleet, out_dir, warnings, disconnect=disconnect_commands(fleet, old))
     if check:
         outcome.drift = diff_tree(out_dir, files, meta)

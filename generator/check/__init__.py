@@ -1,0 +1,1 @@
+"""``k10fleet check``: validate a rendered tree offline, as CI would."""

@@ -1,0 +1,122 @@
+"""Read every YAML document of a tree, fast, remembering where each one starts."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from generator.check.findings import Finding
+from generator.errors import InvalidInput
+from generator.fleet.loader import LoadLimits, load_yaml_bytes
+
+try:
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover
+    _Loader = yaml.SafeLoader
+
+_DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Document:
+    """One YAML document: where it is, and its data."""
+
+    file: str  # path as shown to the user
+    rel: str  # path relative to the checked tree
+    line: int  # first line of its content, 1-based
+    text: str  # the document's own text, for locating fields on demand
+    data: Any
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("kind", "")) if isinstance(self.data, dict) else ""
+
+    @property
+    def api_version(self) -> str:
+        return str(self.data.get("apiVersion", "")) if isinstance(self.data, dict) else ""
+
+    @property
+    def name(self) -> str:
+        meta = self.data.get("metadata") if isinstance(self.data, dict) else None
+        return str(meta.get("name", "")) if isinstance(meta, dict) else ""
+
+    def line_of(self, path: tuple[str | int, ...]) -> int:
+        """Line of a field inside this document (falls back to the document's start)."""
+        if not path:
+            return self.line
+        try:
+            marked = load_yaml_bytes(self.text.encode(), self.file, LoadLimits())
+        except InvalidInput:  # locating is best effort; the finding stands
+            return self.line
+        line, _ = marked.locate(tuple(str(p) if not isinstance(p, int) else p for p in path))
+        return self.line + line - 1 - _leading_lines(self.text)
+
+    def finding(self, message: str, *, path: tuple[str | int, ...] = (), level: str = "error",
+                source: str = "k10fleet", pointer: str = "") -> Finding:
+        return Finding(self.file, self.line_of(path), self.kind, self.name, message, level,
+                       source, pointer)
+
+
+def _leading_lines(text: str) -> int:
+    """Lines before the first content line (comments, blanks, the ``---`` marker)."""
+    count = 0
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and not _DOC_START.match(line):
+            break
+        count += 1
+    return count
+
+
+def tree_files(root: str) -> Iterator[str]:
+    """YAML files under root in a stable order, skipping hidden files and folders."""
+    for current, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(YAML_SUFFIXES) and not name.startswith("."):
+                yield os.path.relpath(os.path.join(current, name), root).replace(os.sep, "/")
+
+
+def split_documents(text: str) -> Iterator[tuple[int, str]]:
+    """(first line, text) of each document in a multi-document stream."""
+    starts = [m.start() for m in _DOC_START.finditer(text)]
+    bounds = ([0] if not starts or starts[0] != 0 else []) + starts + [len(text)]
+    for begin, end in itertools.pairwise(bounds):
+        chunk = text[begin:end]
+        first_line = text.count("\n", 0, begin) + 1
+        yield first_line + _leading_lines(chunk), chunk
+
+
+def read_documents(root: str, shown_root: str) -> tuple[list[Document], list[Finding]]:
+    """Every non-empty document under root, and findings for files that do not parse."""
+    documents: list[Document] = []
+    findings: list[Finding] = []
+    for rel in tree_files(root):
+        shown = os.path.join(shown_root, rel)
+        try:
+            with open(os.path.join(root, rel), encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as e:
+            findings.append(Finding(shown, 1, "", "", f"cannot read file: {e}"))
+            continue
+        for line, chunk in split_documents(text):
+            try:
+                data = yaml.load(chunk, Loader=_Loader)
+            except yaml.MarkedYAMLError as e:
+                mark = e.problem_mark
+                where = line - _leading_lines(chunk) + mark.line if mark else line
+                findings.append(Finding(shown, where, "", "", f"invalid YAML: {e.problem}"))
+                continue
+            except yaml.YAMLError as e:
+                findings.append(Finding(shown, line, "", "", f"invalid YAML: {e}"))
+                continue
+            if data is not None:
+                documents.append(Document(shown, rel, line, chunk, data))
+    return documents, findings

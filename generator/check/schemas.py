@@ -1,0 +1,217 @@
+"""Where every kind's schema comes from, compiled once per kind.
+
+Kubernetes core kinds: the strict schemas bundled with ``kubernetes-validate``,
+made standalone (every reachable definition inlined) so that no ``$ref`` points
+at the network; Kasten kinds: this project's ``schemas/kasten``; anything else:
+``--schema-location`` folders in kubeconform's ``{group}/{kind}_{version}.json``
+layout. Validators come from jsonschema-rs when installed (fast), else jsonschema.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from generator.errors import EnvironmentFailure
+from generator.resources import data_dir
+
+DEFAULT_KUBERNETES_VERSION = "1.32.0"
+_DEFS_REF = re.compile(r"^(?:/api/_definitions\.json)?#/\$defs/(.+)$")
+
+
+def is_base64(value: object) -> bool:
+    """Strict base64, as the API server decodes Secret ``data``."""
+    if not isinstance(value, str):
+        return True
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(value) % 4 == 0
+
+
+@dataclass(frozen=True)
+class SchemaError:
+    pointer: str
+    path: tuple[str | int, ...]
+    message: str
+
+
+class Validator:
+    """One compiled schema; errors as (JSON pointer, message)."""
+
+    def __init__(self, schema: dict[str, Any], *, strict_formats: bool) -> None:
+        self.schema = schema
+        self._fast: Any = None
+        try:
+            import jsonschema_rs
+
+            self._fast = jsonschema_rs.validator_for(
+                schema, formats={"byte": is_base64}, validate_formats=strict_formats)
+        except ImportError:
+            pass
+        except ValueError:  # a schema jsonschema-rs cannot compile: let jsonschema try
+            self._fast = None
+        if self._fast is None:
+            checker = jsonschema.FormatChecker(formats=()) if strict_formats else None
+            if checker is not None:
+                checker.checks("byte")(is_base64)
+            cls = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
+            self._slow = cls(schema, format_checker=checker)
+
+    def errors(self, instance: Any) -> Iterator[SchemaError]:
+        if self._fast is not None:
+            for error in self._fast.iter_errors(instance):
+                path = tuple(error.instance_path)
+                yield SchemaError(_pointer(path), path, error.message)
+        else:
+            for error in self._slow.iter_errors(instance):
+                path = tuple(error.absolute_path)
+                yield SchemaError(_pointer(path), path, error.message)
+
+
+def _pointer(path: tuple[str | int, ...]) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def kubernetes_schema_root() -> Path:
+    try:
+        import kubernetes_validate
+    except ImportError as e:
+        raise EnvironmentFailure("check needs the kubernetes-validate package for Kubernetes "
+                                 "schemas: pip install kubernetes-validate") from e
+    return Path(kubernetes_validate.__file__).resolve().parent / "kubernetes-json-schema"
+
+
+@cache
+def kubernetes_schema_dir(version: str) -> Path:
+    """The bundled strict schema folder for ``version`` (latest not newer than it)."""
+    wanted = _minor(version)
+    root = kubernetes_schema_root()
+    available = sorted((_minor(d.name), d) for d in root.iterdir()
+                       if d.name.endswith("-local-strict"))
+    usable = [d for minor, d in available if minor <= wanted]
+    if not usable:
+        raise EnvironmentFailure(f"no bundled Kubernetes schemas for version {version}; "
+                                 f"oldest is {available[0][1].name if available else 'none'}")
+    return usable[-1]
+
+
+def _minor(version: str) -> tuple[int, int]:
+    match = re.match(r"v?(\d+)\.(\d+)", version)
+    if not match:
+        raise EnvironmentFailure(f"not a Kubernetes version: {version!r} (use e.g. 1.32.0)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def kind_file_name(api_version: str, kind: str) -> str:
+    """``apps/v1`` + ``Deployment`` -> ``deployment-apps-v1.json`` (bundled naming)."""
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    return f"{kind.lower()}-{group_version}.json"
+
+
+@cache
+def _definitions(schema_dir: Path) -> dict[str, Any]:
+    with open(schema_dir / "_definitions.json", encoding="utf-8") as handle:
+        defs: dict[str, Any] = json.load(handle)["$defs"]
+    return defs
+
+
+def standalone(schema: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    """Inline every definition the schema reaches; refs become local ``#/$defs/NAME``."""
+    needed: dict[str, Any] = {}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "$ref" and isinstance(value, str):
+                    match = _DEFS_REF.match(value)
+                    if match:
+                        name = match.group(1)
+                        if name not in needed:
+                            needed[name] = None  # placeholder first: cycles terminate
+                            needed[name] = rewrite(definitions[name])
+                        out[key] = f"#/$defs/{name}"
+                        continue
+                out[key] = rewrite(value)
+            return out
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    body: dict[str, Any] = rewrite({k: v for k, v in schema.items()
+                                    if k not in ("$id", "$defs")})
+    body["$defs"] = dict(sorted(needed.items()))
+    return body
+
+
+class SchemaStore:
+    """Finds and compiles the schema of each (apiVersion, kind), once."""
+
+    def __init__(self, kubernetes_version: str, locations: list[str]) -> None:
+        self.kubernetes_dir = kubernetes_schema_dir(kubernetes_version)
+        self.kasten_dir = data_dir("schemas") / "kasten"
+        self.locations = [Path(p) for p in locations]
+        self._cache: dict[tuple[str, str], tuple[Validator, str] | None] = {}
+
+    def lookup(self, api_version: str, kind: str) -> tuple[Validator, str] | None:
+        """(validator, where the schema came from) or None when no schema is known."""
+        key = (api_version, kind)
+        if key not in self._cache:
+            self._cache[key] = self._load(api_version, kind)
+        return self._cache[key]
+
+    def _load(self, api_version: str, kind: str) -> tuple[Validator, str] | None:
+        group, _, version = api_version.rpartition("/")
+        if not group or group.endswith(".k8s.io") or "." not in group:
+            path = self.kubernetes_dir / kind_file_name(api_version, kind)
+            if path.is_file():
+                with open(path, encoding="utf-8") as handle:
+                    schema = standalone(json.load(handle), _definitions(self.kubernetes_dir))
+                return Validator(schema, strict_formats=True), f"kubernetes {path.parent.name}"
+        relative = f"{group}/{kind.lower()}_{version}.json"
+        for root in (self.kasten_dir, *self.locations):
+            path = root / relative
+            if path.is_file():
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        schema = json.load(handle)
+                except (OSError, ValueError) as e:
+                    raise EnvironmentFailure(f"cannot read schema {path}: {e}") from e
+                return Validator(schema, strict_formats=False), str(path)
+        return None
+
+
+def write_standalone_cache(version: str, cache_root: str) -> str:
+    """Standalone copies of the bundled schemas, laid out for kubeconform; returns the folder."""
+    schema_dir = kubernetes_schema_dir(version)
+    target = Path(cache_root) / f"{schema_dir.name.removesuffix('-local-strict')}-standalone-strict"
+    marker = target / ".complete"
+    if marker.is_file():
+        return str(target)
+    target.mkdir(parents=True, exist_ok=True)
+    definitions = _definitions(schema_dir)
+    for path in sorted(schema_dir.glob("*.json")):
+        if path.name.startswith("_"):
+            continue
+        with open(path, encoding="utf-8") as handle:
+            schema = json.load(handle)
+        if "x-kubernetes-group-version-kind" not in schema:
+            continue
+        body = json.dumps(standalone(schema, definitions), separators=(",", ":"))
+        tmp = target / f".{path.name}.tmp"
+        tmp.write_text(body, encoding="utf-8")
+        os.replace(tmp, target / path.name)
+    marker.write_text("", encoding="utf-8")
+    return str(target)

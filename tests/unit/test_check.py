@@ -1,0 +1,311 @@
+"""``k10fleet check`` on real rendered trees, with planted defects, beside the real kubeconform."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import junitparser
+import pytest
+import yaml
+
+from generator.check.report import as_json, as_junit, as_text
+from generator.check.run import CheckOptions, CheckReport, run_check
+from generator.errors import EnvironmentFailure
+from tests.conftest import K10_CHARTS, REPO, SHARED, example_fleet, run_cli
+
+CRDS = str(SHARED / "crd-schemas")
+
+
+def kubeconform_binary() -> str:
+    """The real kubeconform, installed by the README's test command into .tools/bin."""
+    found = shutil.which("kubeconform") or str(REPO / ".tools/bin/kubeconform")
+    assert os.access(found, os.X_OK), (
+        "kubeconform is missing: run the README's test command, which installs it with "
+        "`go install` into .tools/bin")
+    return found
+
+
+@pytest.fixture
+def tree(tmp_path: Path, write_fleet: Callable[..., Path]) -> Path:
+    """The example fleet rendered into a fresh tree."""
+    out = tmp_path / "out"
+    result = run_cli("render", write_fleet(example_fleet()), "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def check(tree: Path, *, kubeconform: str = "off", **options: object) -> CheckReport:
+    opts = CheckOptions(root=str(tree), schema_locations=[CRDS], kubeconform=kubeconform)
+    for key, value in options.items():
+        setattr(opts, key, value)
+    return run_check(opts)
+
+
+def errors_of(report: CheckReport) -> list[str]:
+    return [f.as_text() for f in report.findings if f.level == "error"]
+
+
+def edit_yaml(path: Path, change: Callable[[dict], None]) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_clean_tree_passes_without_kubeconform(tree: Path) -> None:
+    report = check(tree)
+    assert errors_of(report) == []
+    assert len(report.documents) == 12
+    assert report.kubeconform_binary is None
+    assert any("kubeconform not found" in n for n in report.notes)
+
+
+def test_clean_tree_passes_with_kubeconform(tree: Path) -> None:
+    report = check(tree, kubeconform=kubeconform_binary())
+    assert errors_of(report) == [] and report.warnings == 0
+    assert report.kubeconform_binary == kubeconform_binary()
+
+
+# Each planted defect: (file to break, how, what the finding must say).
+DEFECTS: dict[str, tuple[str, Callable[[dict], None], str]] = {
+    "wrong-type": ("clusters/edge-1/mc-join-config.yaml",
+                   lambda d: d["data"].update({"cluster-name": True}), "cluster-name"),
+    "unknown-field": ("clusters/primary-1/kasten-io-mc-namespace.yaml",
+                      lambda d: d.update({"spek": {}}), "spek"),
+    "bad-data-key": ("clusters/edge-2/mc-join-config.yaml",
+                     lambda d: d["data"].update({"x": ["list"]}), "x"),
+    "wrong-metadata-type": ("clusters/edge-2/mc-join-config.yaml",
+                            lambda d: d["metadata"].update({"labels": ["a"]}), "labels"),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_core_kind_defect_found_by_us_and_by_kubeconform(tree: Path, defect: str) -> None:
+    """Agreement: our validator and the real kubeconform both flag every core-kind defect."""
+    rel, change, expected = DEFECTS[defect]
+    edit_yaml(tree / rel, change)
+    ours = [f for f in check(tree).findings if f.level == "error"]
+    assert ours and all(f.file == str(tree / rel) for f in ours), ours
+    assert any(expected in f.message for f in ours), ours
+    both = check(tree, kubeconform=kubeconform_binary()).findings
+    sources = {f.source for f in both if f.file == str(tree / rel) and f.level == "error"}
+    assert sources & {"kubeconform", "k10fleet+kubeconform"}, both
+
+
+def test_non_base64_is_ours_alone_to_catch(tree: Path) -> None:
+    """kubeconform does not assert format: byte; ours does (README says so)."""
+    rel = "clusters/primary-1/join-token-secret.yaml"
+    edit_yaml(tree / rel, lambda d: d.update({"data": {"token": "not base64!!"}}))
+    findings = check(tree, kubeconform=kubeconform_binary()).findings
+    base64_findings = [f for f in findings if "byte" in f.message]
+    assert [f.source for f in base64_findings] == ["k10fleet"]
+
+
+def test_plaintext_token_secret_is_refused(tree: Path) -> None:
+    secret = tree / "clusters/edge-1/mc-join.yaml"
+    secret.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "mc-join", "namespace": "kasten-io"},
+        "stringData": {"token": "eyJhbGciOiJIUzI1NiJ9.secret-token"}}))
+    errors = errors_of(check(tree))
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{secret}:")
+    assert "Secret/mc-join: stringData.token holds a plaintext value" in errors[0]
+    assert "eyJhbGci" not in errors[0]
+
+
+def test_plaintext_opt_out_annotation(tree: Path) -> None:
+    secret = tree / "clusters/edge-1/demo.yaml"
+    secret.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "demo", "annotations": {"k10fleet.io/allow-plaintext": "true"}},
+        "stringData": {"greeting": "hello"}}))
+    assert errors_of(check(tree)) == []
+
+
+SOPS_SECRET = {
+    "apiVersion": "v1", "kind": "Secret",
+    "metadata": {"name": "mc-join", "namespace": "kasten-io"},
+    "data": {"token": "ENC[AES256_GCM,data:Zm9vYmFy,iv:aXZpdml2aXZpdml2aXY=,tag:dGFn,type:str]"},
+    "sops": {"age": [{"recipient": "age1xyz", "enc": "-----BEGIN AGE ENCRYPTED FILE-----"}],
+             "lastmodified": "2026-11-25T00:00:00Z", "mac": "ENC[AES256_GCM,data:x,iv:y,tag:z,"
+             "type:str]", "encrypted_regex": "^(data|stringData)$", "version": "3.11.0"},
+}
+
+
+def test_sops_and_vault_plugin_secrets_are_accepted(tree: Path) -> None:
+    (tree / "clusters/edge-1/mc-join.sops.yaml").write_text(yaml.safe_dump(SOPS_SECRET))
+    (tree / "clusters/edge-2/mc-join.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mc-join"},
+        "stringData": {"token": "<path:secret/data/k10fleet/demo#token>"}}))
+    assert errors_of(check(tree, kubeconform=kubeconform_binary())) == []
+
+
+def test_sops_secret_structure_is_still_validated(tree: Path) -> None:
+    broken = json.loads(json.dumps(SOPS_SECRET))
+    broken["metadata"]["labelz"] = {}
+    broken["data"]["extra"] = "plain"
+    (tree / "clusters/edge-1/mc-join.sops.yaml").write_text(yaml.safe_dump(broken))
+    errors = errors_of(check(tree))
+    assert any("labelz" in e for e in errors)
+    assert any("data.extra is not encrypted although the Secret has a sops block" in e
+               for e in errors)
+
+
+def test_encrypted_secret_listed_as_resource_for_argocd(tree: Path) -> None:
+    (tree / "clusters/edge-1/mc-join.sops.yaml").write_text(yaml.safe_dump(SOPS_SECRET))
+    edit_yaml(tree / "clusters/edge-1/kustomization.yaml",
+              lambda d: d["resources"].append("mc-join.sops.yaml"))
+    errors = errors_of(check(tree))
+    assert any("SOPS-encrypted Secret: Argo CD would apply it still encrypted" in e
+               and "clusters/edge-1/kustomization.yaml" in e for e in errors)
+
+
+def test_kustomization_naming_a_missing_file(tree: Path) -> None:
+    edit_yaml(tree / "clusters/edge-2/kustomization.yaml",
+              lambda d: d["resources"].append("gone.yaml"))
+    errors = errors_of(check(tree))
+    assert errors == [e for e in errors if "clusters/edge-2/kustomization.yaml:" in e]
+    assert "resources lists 'gone.yaml', which does not exist" in errors[0]
+
+
+def test_broken_yaml_names_file_and_line(tree: Path) -> None:
+    path = tree / "clusters/edge-2/mc-join-config.yaml"
+    lines = path.read_text().count("\n")
+    path.write_text(path.read_text() + "  bad: [unclosed\n")
+    errors = errors_of(check(tree))
+    assert len(errors) == 2
+    assert f"{path}:{lines + 2}: invalid YAML: did not find expected ',' or ']'" in errors
+    assert any("kustomization.yaml" in e and "'mc-join-config.yaml', which does not parse" in e
+               for e in errors)
+
+
+def test_owned_values_checked_without_chart(tree: Path) -> None:
+    edit_yaml(tree / "clusters/primary-1/k10-values.yaml",
+              lambda d: d["multicluster"]["primary"].update({"create": "yes"}))
+    errors = errors_of(check(tree))
+    assert any("k10-values.yaml" in e and "multicluster.primary.create" in e for e in errors)
+
+
+def test_primary_without_name_fails_like_the_chart(tree: Path) -> None:
+    edit_yaml(tree / "clusters/primary-1/k10-values.yaml",
+              lambda d: d["multicluster"]["primary"].update({"name": ""}))
+    errors = errors_of(check(tree))
+    assert any("needs a non-empty multicluster.primary.name" in e for e in errors)
+
+
+@pytest.mark.parametrize("chart", ["6.5.801", "7.5.1001", "9.0.701"])
+def test_values_validated_against_real_chart(tree: Path, chart: str) -> None:
+    assert errors_of(check(tree, k10_chart=str(K10_CHARTS / chart))) == []
+    edit_yaml(tree / "clusters/edge-2/k10-values.yaml",
+              lambda d: d.update({"auth": {"tokenAuth": {"enabled": "sure"}}}))
+    errors = errors_of(check(tree, k10_chart=str(K10_CHARTS / chart / "values.schema.json")))
+    assert len(errors) == 1 and "clusters/edge-2/k10-values.yaml" in errors[0]
+    assert "K10 chart schema" in errors[0]
+
+
+def test_crds_from_schema_location_and_missing_schemas(tree: Path) -> None:
+    app = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+           "metadata": {"name": "k10", "namespace": "argocd"},
+           "spec": {"project": "default", "destination": {"server": "https://kubernetes.default.svc"},
+                    "source": {"repoURL": "https://charts.kasten.io/", "chart": "k10",
+                               "targetRevision": "7.5.2"}}}
+    (tree / "argocd").mkdir()
+    (tree / "argocd/app.yaml").write_text(yaml.safe_dump(app))
+    assert errors_of(check(tree, kubeconform=kubeconform_binary())) == []
+    app["spec"]["destination"]["server"] = 42
+    (tree / "argocd/app.yaml").write_text(yaml.safe_dump(app))
+    assert any("argocd/app.yaml" in e and "server" in e for e in errors_of(check(tree)))
+    (tree / "argocd/other.yaml").write_text(yaml.safe_dump(
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}))
+    lenient = [f for f in check(tree).findings if "Widget" in f.kind]
+    assert [f.level for f in lenient] == ["warning"]
+    strict = [f for f in check(tree, strict=True).findings if "Widget" in f.kind]
+    assert [f.level for f in strict] == ["error"]
+
+
+def test_kasten_bootstrap_schema(tree: Path, write_fleet: Callable[..., Path]) -> None:
+    data = example_fleet()
+    data["spec"]["kasten"]["version"] = "6.5.5"
+    data["spec"]["kasten"]["chart"]["version"] = "6.5.5"
+    data["spec"]["secondaries"][2]["kasten"] = {"version": "6.5.5"}
+    out = tree.parent / "old"
+    assert run_cli("render", write_fleet(data, "old.yaml"), "-o", out).exit_code == 0
+    assert errors_of(check(out, kubeconform=kubeconform_binary())) == []
+    edit_yaml(out / "clusters/primary-1/bootstrap.yaml",
+              lambda d: d["spec"]["clusters"]["primary-1"].update({"primary": "yes"}))
+    findings = check(out, kubeconform=kubeconform_binary()).findings
+    assert {f.source for f in findings if f.kind == "Bootstrap" and f.level == "error"} & {
+        "k10fleet+kubeconform"}
+
+
+def test_fleet_option_reports_drift(tree: Path, write_fleet: Callable[..., Path]) -> None:
+    fleet = write_fleet(example_fleet())
+    assert errors_of(check(tree, fleet=str(fleet))) == []
+    (tree / "clusters/edge-2/mc-join-config.yaml").unlink()
+    errors = errors_of(check(tree, fleet=str(fleet)))
+    assert any("mc-join-config.yaml:1: missing: not what" in e for e in errors)
+
+
+def test_kustomize_option_builds_each_directory(tree: Path) -> None:
+    assert errors_of(check(tree, kustomize=True)) == []
+    (tree / "clusters/edge-1/patch.yaml").write_text("not: [a, kustomization\n")
+    edit_yaml(tree / "clusters/edge-1/kustomization.yaml",
+              lambda d: d.update({"patches": [{"path": "patch.yaml"}]}))
+    errors = errors_of(check(tree, kustomize=True))
+    assert any("kubectl kustomize fails" in e for e in errors)
+
+
+def test_old_kubeconform_status_spelling(tree: Path, tmp_path: Path) -> None:
+    """Older kubeconform releases print INVALID/ERROR; a stand-in prints only that spelling."""
+    target = tree / "clusters/primary-1/kasten-io-mc-namespace.yaml"
+    report = {"resources": [{"filename": str(target), "kind": "Namespace",
+                             "name": "kasten-io-mc", "version": "v1", "status": "INVALID",
+                             "msg": "", "validationErrors": [{"path": "/spec/x",
+                                                              "msg": "old-style failure"}]}],
+              "summary": {"valid": 0, "invalid": 1, "errors": 0, "skipped": 0}}
+    stand_in = tmp_path / "kubeconform"
+    stand_in.write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(report)}\nEOF\n")
+    stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
+    findings = check(tree, kubeconform=str(stand_in)).findings
+    assert [f.as_text() for f in findings if f.source == "kubeconform"] == [
+        f"{target}:4: Namespace/kasten-io-mc: old-style failure [kubeconform]"]
+
+
+def test_kubeconform_required_but_missing(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(EnvironmentFailure, match="kubeconform is required"):
+        check(tree, kubeconform="required")
+
+
+def test_reports_parse(tree: Path) -> None:
+    edit_yaml(tree / "clusters/edge-1/mc-join-config.yaml",
+              lambda d: d["data"].update({"cluster-name": 5}))
+    report = check(tree)
+    doc = json.loads(as_json(report))
+    assert doc["valid"] is False and doc["errors"] == 1
+    assert doc["findings"][0]["file"].endswith("clusters/edge-1/mc-join-config.yaml")
+    junit_path = tree.parent / "report.xml"
+    junit_path.write_text(as_junit(report))
+    xml = junitparser.JUnitXml.fromfile(str(junit_path))
+    cases = [case for suite in xml for case in suite]
+    assert len(cases) == 12
+    failed = [c for c in cases if not c.is_passed]
+    assert [c.name for c in failed] == ["ConfigMap/mc-join-config"]
+    assert as_text(report).endswith("1 errors, 0 warnings (kubeconform not used)")
+
+
+def test_cli_exit_codes_and_formats(tree: Path) -> None:
+    clean = run_cli("check", tree, "--kubeconform", "off", "--schema-location", CRDS)
+    assert clean.exit_code == 0, clean.output
+    edit_yaml(tree / "clusters/edge-1/mc-join-config.yaml",
+              lambda d: d["data"].update({"cluster-name": 5}))
+    for fmt in ("text", "json", "junit"):
+        result = run_cli("check", tree, "--format", fmt, "--kubeconform", "off")
+        assert result.exit_code == 1
+    missing = run_cli("check", tree, "--kubeconform", "/nope/kubeconform")
+    assert missing.exit_code == 3 and "not found or not executable" in missing.output

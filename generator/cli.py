@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
-from generator import __version__, pipeline
-from generator.check.schemas import DEFAULT_KUBERNETES_VERSION
+from generator import __version__
+from generator.check import DEFAULT_KUBERNETES_VERSION
 from generator.errors import CheckFailed, InvalidInput, K10FleetError
 from generator.problems import Problem, problems_as_json
 
@@ -87,6 +87,8 @@ def main(debug: bool) -> None:
 @handle_errors
 def validate(fleet: str, output_format: str) -> None:
     """Check FLEET (default ./fleet.yaml) against the schema and the fleet rules."""
+    from generator import pipeline
+
     result = pipeline.validate(fleet)
     if output_format == "json":
         click.echo(problems_as_json(result.problems, file=fleet))
@@ -110,6 +112,8 @@ def validate(fleet: str, output_format: str) -> None:
 @handle_errors
 def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
     """Render FLEET into the GitOps tree (default ./output)."""
+    from generator import pipeline
+
     outcome = pipeline.render(fleet, out_dir, check=check)
     if output_format == "json":
         report: dict[str, Any] = {"fleet": outcome.fleet.name, "output": out_dir,

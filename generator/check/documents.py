@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import multiprocessing as mp
 import os
 import re
 from collections.abc import Iterator
@@ -11,14 +12,10 @@ from typing import Any
 
 import yaml
 
+from generator.check import fastyaml
 from generator.check.findings import Finding
 from generator.errors import InvalidInput
 from generator.fleet.loader import LoadLimits, load_yaml_bytes
-
-try:
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -77,11 +74,12 @@ def _leading_lines(text: str) -> int:
 
 def tree_files(root: str) -> Iterator[str]:
     """YAML files under root in a stable order, skipping hidden files and folders."""
+    prefix = len(os.path.join(root, ""))
     for current, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if name.endswith(YAML_SUFFIXES) and not name.startswith("."):
-                yield os.path.relpath(os.path.join(current, name), root).replace(os.sep, "/")
+                yield os.path.join(current, name)[prefix:].replace(os.sep, "/")
 
 
 def split_documents(text: str) -> Iterator[tuple[int, str]]:
@@ -94,11 +92,12 @@ def split_documents(text: str) -> Iterator[tuple[int, str]]:
         yield first_line + _leading_lines(chunk), chunk
 
 
-def read_documents(root: str, shown_root: str) -> tuple[list[Document], list[Finding]]:
-    """Every non-empty document under root, and findings for files that do not parse."""
+def _read_files(root: str, shown_root: str, rels: list[str]
+                ) -> tuple[list[Document], list[Finding]]:
     documents: list[Document] = []
     findings: list[Finding] = []
-    for rel in tree_files(root):
+    parsed: dict[str, Any] = {}  # identical documents (common in fleets) are parsed once
+    for rel in rels:
         shown = os.path.join(shown_root, rel)
         try:
             with open(os.path.join(root, rel), encoding="utf-8") as handle:
@@ -108,7 +107,7 @@ def read_documents(root: str, shown_root: str) -> tuple[list[Document], list[Fin
             continue
         for line, chunk in split_documents(text):
             try:
-                data = yaml.load(chunk, Loader=_Loader)
+                data = parsed[chunk] if chunk in parsed else fastyaml.load(chunk)
             except yaml.MarkedYAMLError as e:
                 mark = e.problem_mark
                 where = line - _leading_lines(chunk) + mark.line if mark else line
@@ -117,6 +116,29 @@ def read_documents(root: str, shown_root: str) -> tuple[list[Document], list[Fin
             except yaml.YAMLError as e:
                 findings.append(Finding(shown, line, "", "", f"invalid YAML: {e}"))
                 continue
+            parsed[chunk] = data
             if data is not None:
                 documents.append(Document(shown, rel, line, chunk, data))
+    return documents, findings
+
+
+PARALLEL_FROM = 600  # files; below this a second process costs more than it saves
+
+
+def read_documents(root: str, shown_root: str, workers: int | None = None,
+                   ) -> tuple[list[Document], list[Finding]]:
+    """Every non-empty document under root, and findings for files that do not parse.
+
+    Big trees are read by one forked process per core (parsing dominates ``check``).
+    """
+    rels = list(tree_files(root))
+    workers = workers or min(os.cpu_count() or 1, 4)
+    if workers < 2 or len(rels) < PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
+        return _read_files(root, shown_root, rels)
+    shares = [rels[i::workers] for i in range(workers)]
+    with mp.get_context("fork").Pool(workers) as pool:
+        parts = pool.starmap(_read_files, [(root, shown_root, share) for share in shares])
+    order = {rel: i for i, rel in enumerate(rels)}
+    documents = sorted((d for docs, _ in parts for d in docs), key=lambda d: order[d.rel])
+    findings = [f for _, found in parts for f in found]
     return documents, findings

@@ -161,8 +161,8 @@ def _listed_paths(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield f"{field}.env", generator["env"]
 
 
-def kustomization_findings(doc: Document, root: str, engine: str,
-                           encrypted_files: set[str]) -> Iterator[Finding]:
+def kustomization_findings(doc: Document, root: str, engine: str, encrypted_files: set[str],
+                           already_read: set[str]) -> Iterator[Finding]:
     """Every listed file exists and parses; Argo CD never gets an encrypted Secret as-is."""
     if not isinstance(doc.data, dict):
         return
@@ -184,7 +184,7 @@ def kustomization_findings(doc: Document, root: str, engine: str,
             yield doc.finding(f"resources lists {entry!r}, a SOPS-encrypted Secret: Argo CD would "
                               "apply it still encrypted; name it in a KSOPS generator instead",
                               path=(field,))
-        if entry.endswith((".yaml", ".yml")):
+        if entry.endswith((".yaml", ".yml")) and rel not in already_read:
             try:
                 with open(target, encoding="utf-8") as handle:
                     list(yaml.load_all(handle, Loader=yaml.CSafeLoader))

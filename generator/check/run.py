@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from generator.check import kubeconform
+from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform
 from generator.check.documents import Document, read_documents
 from generator.check.findings import Finding
 from generator.check.rules import (
@@ -26,7 +26,6 @@ from generator.check.rules import (
     values_findings,
 )
 from generator.check.schemas import (
-    DEFAULT_KUBERNETES_VERSION,
     SchemaStore,
     kubernetes_schema_dir,
     write_standalone_cache,
@@ -126,12 +125,14 @@ class _Checker:
         self.store = SchemaStore(options.kubernetes_version, options.schema_locations)
         self.chart = ChartValues.load(options.k10_chart) if options.k10_chart else None
 
-    def document(self, doc: Document, engine: str, encrypted: set[str]) -> list[Finding]:
+    def document(self, doc: Document, engine: str, encrypted: set[str],
+                 parsed: set[str]) -> list[Finding]:
         name = os.path.basename(doc.rel)
         if name == VALUES_FILE:
             return list(values_findings(doc, self.chart))
         if _is_kustomization(doc):
-            return list(kustomization_findings(doc, self.options.root, engine, encrypted))
+            return list(kustomization_findings(doc, self.options.root, engine, encrypted,
+                                               parsed))
         if not isinstance(doc.data, dict) or not doc.api_version or not doc.kind:
             return [doc.finding("not a Kubernetes object (no apiVersion/kind)",
                                 level="warning")]
@@ -252,8 +253,11 @@ def run_check(options: CheckOptions) -> CheckReport:
                      f"it for a second opinion: {kubeconform.INSTALL_HINT})")
     engine = _tree_engine(root)
     encrypted = {d.rel for d in documents if is_sops_encrypted(d)}
+    # files already read above need no second parse when a kustomization lists them
+    parsed = {d.rel for d in documents} | {
+        os.path.relpath(f.file, root).replace(os.sep, "/") for f in findings}
     for doc in documents:
-        findings.extend(checker.document(doc, engine, encrypted))
+        findings.extend(checker.document(doc, engine, encrypted, parsed))
     if process is not None:
         findings = _merge(findings, kubeconform.collect(process), documents, root,
                           options.strict)

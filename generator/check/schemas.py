@@ -20,12 +20,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from generator.errors import EnvironmentFailure
 from generator.resources import data_dir
 
-DEFAULT_KUBERNETES_VERSION = "1.32.0"
 _DEFS_REF = re.compile(r"^(?:/api/_definitions\.json)?#/\$defs/(.+)$")
 
 
@@ -63,6 +60,8 @@ class Validator:
         except ValueError:  # a schema jsonschema-rs cannot compile: let jsonschema try
             self._fast = None
         if self._fast is None:
+            import jsonschema  # the slow fallback: imported only when needed
+
             checker = jsonschema.FormatChecker(formats=()) if strict_formats else None
             if checker is not None:
                 checker.checks("byte")(is_base64)

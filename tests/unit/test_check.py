@@ -178,10 +178,7 @@ def test_broken_yaml_names_file_and_line(tree: Path) -> None:
     lines = path.read_text().count("\n")
     path.write_text(path.read_text() + "  bad: [unclosed\n")
     errors = errors_of(check(tree))
-    assert len(errors) == 2
-    assert f"{path}:{lines + 2}: invalid YAML: did not find expected ',' or ']'" in errors
-    assert any("kustomization.yaml" in e and "'mc-join-config.yaml', which does not parse" in e
-               for e in errors)
+    assert errors == [f"{path}:{lines + 2}: invalid YAML: did not find expected ',' or ']'"]
 
 
 def test_owned_values_checked_without_chart(tree: Path) -> None:

@@ -1,0 +1,73 @@
+"""The fast YAML path must mean exactly what PyYAML (YAML 1.1, like Kubernetes tools) means."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+import yaml
+
+from generator.check import fastyaml
+from tests.unit.test_yamlout import HOSTILE
+
+TOKENS = [
+    "yes", "No", "ON", "off", "y", "N", "true", "False", "null", "~", "1", "-2", "0", "3.25",
+    "1e3", "1.0e3", "0777", "0o17", "0x1F", "1_000", "10:30", "190:20:30", "2024-01-01",
+    "2024-01-01T10:00:00Z", "+1", ".5", "-.inf", ".NaN", "99999999999999999999", "00",
+    "plain", "two words", "edge-1", "https://h.example.com/k10", "a:b", "=", "<<",
+    "'quoted yes'", '"double 1e3"', '"esc\\x85aped"', "!!str 5", "&a x", "*a", "|\n  block yes",
+    ">-\n  folded 10:30", "[yes, 1e3, 3]", "{a: on, b: 2}", "é😀", "a\u2028b", "@at", "`tick",
+]
+
+
+def both(text: str) -> tuple[Any, Any]:
+    try:
+        reference: Any = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError as e:
+        reference = ("error", type(e).__name__)
+    try:
+        fast: Any = fastyaml.load(text)
+    except yaml.YAMLError as e:
+        fast = ("error", type(e).__name__)
+    return reference, fast
+
+
+@pytest.mark.parametrize("token", TOKENS)
+def test_token_in_every_position(token: str) -> None:
+    for template in ("k: {t}\n", "- {t}\n", "{t}: v\n", "m:\n  k: {t}\n  j: 1\n",
+                     "l:\n- x\n- {t}\n", "k: {t} # note yes 1e3\n"):
+        text = template.format(t=token)
+        reference, fast = both(text)
+        assert repr(fast) == repr(reference), (text, reference, fast)
+
+
+def test_random_documents_agree() -> None:
+    rng = random.Random(2026)
+    for _ in range(3000):
+        keys = rng.sample(TOKENS, 3)
+        lines = [f"{rng.choice(['k', 'key', 'a-b', 'x.y'])}{i}: {rng.choice(TOKENS)}"
+                 for i, _ in enumerate(keys)]
+        text = "\n".join(lines) + "\n"
+        reference, fast = both(text)
+        assert repr(fast) == repr(reference), (text, reference, fast)
+
+
+def test_hostile_strings_from_our_emitter_agree() -> None:
+    from generator.render.yamlout import dump
+
+    for start in range(0, len(HOSTILE), 5):
+        chunk = HOSTILE[start:start + 5]
+        text = dump({"data": {f"k{i}": s for i, s in enumerate(chunk)}, "list": list(chunk)})
+        reference, fast = both(text)
+        assert repr(fast) == repr(reference)
+
+
+def test_generated_files_take_the_fast_path() -> None:
+    from generator.render.yamlout import dump
+
+    text = "# Generated: K10 7.5.2 on cluster a\n" + dump(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mc-join-config"},
+         "data": {"cluster-name": "edge-1", "allow": "true", "n": 3}})
+    assert fastyaml.fast_path_safe(text)
+    assert not fastyaml.fast_path_safe("a: yes\n")

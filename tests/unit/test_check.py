@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import yaml
 from generator.check.report import as_json, as_junit, as_text
 from generator.check.run import CheckOptions, CheckReport, run_check
 from generator.errors import EnvironmentFailure
-from tests.conftest import K10_CHARTS, REPO, SHARED, example_fleet, run_cli
+from tests.conftest import K10_CHARTS, KUBECTL, REPO, SHARED, example_fleet, run_cli
 
 CRDS = str(SHARED / "crd-schemas")
 
@@ -306,3 +307,46 @@ def test_cli_exit_codes_and_formats(tree: Path) -> None:
         assert result.exit_code == 1
     missing = run_cli("check", tree, "--kubeconform", "/nope/kubeconform")
     assert missing.exit_code == 3 and "not found or not executable" in missing.output
+
+
+def test_kasten_distribution_and_role_binding_schemas(tree: Path) -> None:
+    primary = tree / "clusters/primary-1"
+    distribution = {
+        "apiVersion": "dist.kio.kasten.io/v1alpha1", "kind": "Distribution",
+        "metadata": {"name": "prod-backups", "namespace": "kasten-io-mc"},
+        "spec": {"clusters": [{"selector": "env=prod"}, {"name": "edge-one"}],
+                 "sources": [{"ref": {"apiVersion": "config.kio.kasten.io/v1alpha1",
+                                      "kind": "Policy", "name": "daily",
+                                      "namespace": "kasten-io-mc"}}]}}
+    binding = {
+        "apiVersion": "auth.kio.kasten.io/v1alpha1", "kind": "K10ClusterRoleBinding",
+        "metadata": {"name": "admins", "namespace": "kasten-io-mc"},
+        "spec": {"k10ClusterRole": "k10-multi-cluster-admin", "clusters": [{"selector": ""}],
+                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                               "name": "k10:admins"}]}}
+    (primary / "distribution.yaml").write_text(yaml.safe_dump(distribution))
+    (primary / "binding.yaml").write_text(yaml.safe_dump(binding))
+    assert errors_of(check(tree, kubeconform=kubeconform_binary())) == []
+    distribution["spec"]["clusters"][0] = {"name": "a", "selector": "b"}
+    binding["spec"]["k10ClusterRole"] = "k10-multi-cluster-root"
+    (primary / "distribution.yaml").write_text(yaml.safe_dump(distribution))
+    (primary / "binding.yaml").write_text(yaml.safe_dump(binding))
+    errors = errors_of(check(tree))
+    assert any("distribution.yaml" in e and "Distribution/prod-backups" in e for e in errors)
+    assert any("binding.yaml" in e and "K10ClusterRoleBinding/admins" in e for e in errors)
+
+
+def test_kustomize_build_sets_ksops_generators_aside(tree: Path) -> None:
+    edge = tree / "clusters/edge-1"
+    (edge / "mc-join.sops.yaml").write_text(yaml.safe_dump(SOPS_SECRET))
+    (edge / "secret-generator.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "viaduct.ai/v1", "kind": "ksops",
+        "metadata": {"name": "mc-join", "annotations": {
+            "config.kubernetes.io/function": "exec:\n  path: ksops\n"}},
+        "files": ["./mc-join.sops.yaml"]}))
+    edit_yaml(edge / "kustomization.yaml",
+              lambda d: d.update({"generators": ["secret-generator.yaml"]}))
+    plain = subprocess.run([KUBECTL, "kustomize", str(edge)], capture_output=True, text=True,
+                           check=False)
+    assert plain.returncode != 0 and "external plugins disabled" in plain.stderr
+    assert errors_of(check(tree, kustomize=True)) == []

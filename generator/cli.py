@@ -192,3 +192,79 @@ def check(directory: str, output_format: str, kubernetes_version: str,
     click.echo(render_report(result))
     if result.errors:
         raise click.exceptions.Exit(1)
+
+
+@main.group()
+def token() -> None:
+    """Move the join token from the primary into the fleet's secret store."""
+
+
+@token.command("import")
+@FLEET_ARGUMENT
+@click.option("--from", "source", default="-", show_default=True, metavar="FILE|-",
+              help="kubectl get secret <joinTokenSecret> -n kasten-io-mc -o json (or yaml) "
+                   "output; - reads stdin.")
+@handle_errors
+def token_import(fleet: str, source: str) -> None:
+    """Store the primary's join token in the fleet's store (never printed)."""
+    from generator import tokens
+
+    try:
+        with click.open_file(source, "r", encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as e:
+        raise click.BadParameter(f"cannot read {source}: {e.strerror}",
+                                 param_hint="--from") from None
+    loaded, with_endpoint = tokens.import_token(fleet, text, "<stdin>" if source == "-"
+                                                else source)
+    extra = " and endpoint" if with_endpoint else ""
+    click.echo(f"stored the join token{extra} of {loaded.primary.name} in {loaded.tokens.store}")
+
+
+@main.command()
+@FLEET_ARGUMENT
+@click.option("-o", "--output", "out_dir", default="output", show_default=True,
+              type=click.Path(file_okay=False), help="Directory of the rendered tree.")
+@click.option("--age", multiple=True, metavar="RECIPIENT",
+              help="age recipient(s) for sops mode; default: the nearest .sops.yaml above DIR.")
+@click.option("--plain-dir", type=click.Path(file_okay=False),
+              help="plain mode: folder (outside any Git work tree) for plaintext Secrets.")
+@handle_errors
+def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None) -> None:
+    """Fill every secondary's mc-join Secret with the join token from the store."""
+    from generator import tokens
+
+    outcome = tokens.inject(fleet, out_dir, age=age, plain_dir=plain_dir)
+    if outcome.plain_files:
+        click.echo(f"wrote {len(outcome.plain_files)} plaintext join files (0600) to "
+                   f"{plain_dir}; apply each against its secondary, then delete them:")
+        for path in outcome.plain_files:
+            click.echo(f"  kubectl apply -f {path}")
+        return
+    written = outcome.written
+    changed = len(written.written) if written else 0
+    click.echo(f"mc-join: {outcome.encryptions} encryption(s), {outcome.kept} unchanged; "
+               f"{changed} file(s) written into {out_dir}")
+
+
+@main.command()
+@FLEET_ARGUMENT
+@click.option("--from", "sources", multiple=True, metavar="CLUSTER=FILE|-",
+              help="kubectl get secret mc-join-status -n kasten-io -o json output of a "
+                   "secondary (repeatable); others are asked with kubectl and their kubeContext.")
+@FORMAT_OPTION
+@handle_errors
+def status(fleet: str, sources: tuple[str, ...], output_format: str) -> None:
+    """Show each secondary's join status (mc-join-status)."""
+    from generator import tokens
+
+    given: dict[str, str] = {}
+    for item in sources:
+        cluster, sep, path = item.partition("=")
+        if not sep or not cluster:
+            raise click.BadParameter(f"expected CLUSTER=FILE, got {item!r}", param_hint="--from")
+        with click.open_file(path, "r", encoding="utf-8") as handle:
+            given[cluster] = handle.read()
+    results = tokens.collect_status(fleet, given)
+    click.echo(tokens.status_as_json(results) if output_format == "json"
+               else tokens.status_table(results))

@@ -43,6 +43,7 @@ class FileSpec:
     content: bytes
     mode: int = 0o644
     owner: str = "render"
+    fingerprint: str | None = None  # inject: salted digest of the plaintext, never the secret
 
 
 def _compact(value: Any) -> str:
@@ -164,11 +165,17 @@ def _matches(path: str, spec: FileSpec) -> bool:
 
 def _desired(files: Mapping[str, FileSpec], meta: Mapping[str, Any]) -> dict[str, FileSpec]:
     manifest = Manifest(
-        files={p: {"mode": f"{s.mode:04o}", "owner": s.owner, "sha256": sha256(s.content)}
-               for p, s in sorted(files.items())},
+        files={p: _entry(s) for p, s in sorted(files.items())},
         meta=dict(meta),
     )
     return {**files, MANIFEST: FileSpec(manifest.to_bytes())}
+
+
+def _entry(spec: FileSpec) -> dict[str, str]:
+    entry = {"mode": f"{spec.mode:04o}", "owner": spec.owner, "sha256": sha256(spec.content)}
+    if spec.fingerprint:
+        entry["fingerprint"] = spec.fingerprint
+    return entry
 
 
 def _check_paths(files: Mapping[str, FileSpec]) -> None:

@@ -58,6 +58,8 @@ def guard_output_dir(out_dir: str, fleet_path: str) -> None:
 
 def injected_files(fleet: Fleet, out_dir: str, old: Manifest) -> dict[str, FileSpec]:
     """Files ``inject`` wrote for secondaries that are still in the fleet: kept as they are."""
+    if fleet.tokens.mode != "sops":
+        return {}
     live = {cluster_dir(s.name) for s in fleet.secondaries if s.join_with == "token"}
     kept: dict[str, FileSpec] = {}
     for rel, entry in sorted(old.owned_by("inject").items()):
@@ -68,7 +70,8 @@ def injected_files(fleet: Fleet, out_dir: str, old: Manifest) -> dict[str, FileS
                 content = handle.read()
         except FileNotFoundError:
             continue  # deleted by hand: inject will write it again
-        kept[rel] = FileSpec(content, int(entry.get("mode", "0644"), 8), owner="inject")
+        kept[rel] = FileSpec(content, int(entry.get("mode", "0644"), 8), owner="inject",
+                             fingerprint=entry.get("fingerprint"))
     return kept
 
 
@@ -94,10 +97,11 @@ def disconnect_commands(fleet: Fleet, old: Manifest) -> list[str]:
 
 
 def desired_files(
-    fleet: Fleet, out_dir: str, old: Manifest,
+    fleet: Fleet, out_dir: str, old: Manifest, injected: dict[str, FileSpec] | None = None,
 ) -> tuple[dict[str, FileSpec], dict[str, dict[str, str]]]:
-    """Rendered files plus the injected ones kept, and the cluster facts for the manifest."""
-    kept = injected_files(fleet, out_dir, old)
+    """Rendered files plus the injected ones (given, or kept from the last inject), and the
+    cluster facts for the manifest."""
+    kept = injected if injected is not None else injected_files(fleet, out_dir, old)
     by_cluster: dict[str, list[str]] = {}
     for rel in kept:
         by_cluster.setdefault(rel.split("/")[1], []).append(os.path.basename(rel))
@@ -107,6 +111,10 @@ def desired_files(
     return files, tree.clusters
 
 
+def manifest_meta(fleet: Fleet, clusters: dict[str, dict[str, str]]) -> dict[str, object]:
+    return {"fleet": fleet.name, "engine": fleet.gitops.engine, "clusters": clusters}
+
+
 def render(fleet_path: str, out_dir: str, *, check: bool = False,
            limits: LoadLimits | None = None) -> RenderOutcome:
     """Validate, render and either write the tree or (``check``) report its drift."""
@@ -114,7 +122,7 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
     files, clusters = desired_files(fleet, out_dir, old)
-    meta = {"fleet": fleet.name, "engine": fleet.gitops.engine, "clusters": clusters}
+    meta = manifest_meta(fleet, clusters)
     outcome = RenderOutcome(fleet, out_dir, warnings, disconnect=disconnect_commands(fleet, old))
     if check:
         outcome.drift = diff_tree(out_dir, files, meta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,8 @@ from generator.render.templates import render_template
 SCRIPT_PATH = "bootstrap/k10multicluster.sh"
 JOIN_TOKEN_TYPE = "dist.kio.kasten.io/join-token"
 JOIN_TOKEN_FILE = "join-token-secret.yaml"
+KSOPS_GENERATOR_FILE = "secret-generator.yaml"
+MC_JOIN_SOPS_FILE = "mc-join.sops.yaml"
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,19 @@ def _render_secondary(fleet: Fleet, secondary: Cluster, tree: RenderedTree,
             "secondary/mc-join-config.yaml.j2", **ctx, cluster=secondary, annotations={},
             modern=secondary.kasten.version >= FIRST_INGRESS_IN_TOKEN,
             data=join_config_data(fleet, secondary)))
-        resources.extend(injected)
+        generators: list[str] = []
+        encrypted = [name for name in injected if name.endswith(".sops.yaml")]
+        if encrypted and fleet.gitops.engine == "argocd":
+            # Argo CD would apply an encrypted Secret as-is: KSOPS decrypts it at build time
+            generators.append(KSOPS_GENERATOR_FILE)
+            tree.add(f"{base}/{KSOPS_GENERATOR_FILE}", render_template(
+                "secondary/ksops-generator.yaml.j2", **ctx,
+                files=[f"./{name}" for name in encrypted]))
+            resources.extend(name for name in injected if name not in encrypted)
+        else:
+            resources.extend(injected)
+        _render_common(fleet, secondary, tree, ctx, resources, generators)
+        return
     _render_common(fleet, secondary, tree, ctx, resources)
 
 
@@ -184,6 +199,21 @@ def k10multicluster_command(fleet: Fleet, secondary: Cluster) -> str:
     if secondary.ingress_url and urlsplit(secondary.ingress_url).scheme == "http":
         args.append("--secondary-cluster-ingress-tls-insecure")
     return " ".join(shlex.quote(a) for a in args)
+
+
+def mc_join_secret(fleet: Fleet, secondary: Cluster, token: str,
+                   endpoint: str | None) -> str:
+    """The plaintext mc-join Secret for one secondary (base64 data, no comments: SOPS-ready)."""
+    data = {"token": base64.b64encode(token.encode()).decode()}
+    if endpoint is not None:
+        data["endpoint"] = base64.b64encode(endpoint.encode()).decode()
+    return render_template("secondary/mc-join.yaml.j2", fleet=fleet, cluster=secondary,
+                           data=dict(sorted(data.items())))
+
+
+def needs_endpoint(secondary: Cluster) -> bool:
+    """Before 6.5.14 the token does not carry the primary's address: mc-join adds it."""
+    return secondary.kasten.version < FIRST_INGRESS_IN_TOKEN
 
 
 def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = None) -> RenderedTree:

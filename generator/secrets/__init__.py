@@ -1,0 +1,1 @@
+"""Secret stores for join tokens: one module per backend, chosen by URI scheme."""

@@ -1,0 +1,67 @@
+"""The small interface every secret store implements, and the registry of schemes."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+from generator.errors import EnvironmentFailure
+
+TOKEN_KEY = "token"
+ENDPOINT_KEY = "endpoint"
+
+
+class StoreError(EnvironmentFailure):
+    """A secret store failed (unreachable, denied, missing, unsafe): exit 3, nothing written."""
+
+    def __init__(self, store: str, message: str) -> None:
+        self.store = store
+        super().__init__(f"secret store {store}: {message}")
+
+
+class MissingKey(StoreError):
+    """The store is fine but holds no value under the key asked for."""
+
+
+class SecretStore(Protocol):
+    """Where join tokens live. ``name`` is the URI, safe to print (it holds no secret)."""
+
+    name: str
+
+    def get(self, key: str) -> str:
+        """The value under ``key``; raises ``MissingKey`` or ``StoreError``."""
+        ...
+
+    def put(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``, keeping other keys; raises ``StoreError``."""
+        ...
+
+
+# scheme -> "module:class"; modules are imported only when their scheme is used
+STORES: dict[str, str] = {
+    "vault": "generator.secrets.vault:VaultStore",
+    "sops": "generator.secrets.sops:SopsStore",
+    "env": "generator.secrets.env:EnvStore",
+    "file": "generator.secrets.file:FileStore",
+}
+
+
+def open_store(uri: str | None) -> SecretStore:
+    """The store a URI names, e.g. ``vault://secret/k10fleet/demo``."""
+    if not uri:
+        raise StoreError("(none)", "the fleet sets no tokens.store; add e.g. "
+                         "tokens.store: vault://secret/k10fleet/<fleet>")
+    scheme, sep, location = uri.partition("://")
+    if not sep or scheme not in STORES or not location:
+        raise StoreError(uri, f"unknown store; use one of {', '.join(s + '://' for s in STORES)}")
+    module_name, class_name = STORES[scheme].split(":")
+    store: SecretStore = getattr(importlib.import_module(module_name), class_name)(uri, location)
+    return store
+
+
+def optional(store: SecretStore, key: str) -> str | None:
+    """``store.get(key)``, or None when only that key is missing."""
+    try:
+        return store.get(key)
+    except MissingKey:
+        return None

@@ -1,0 +1,67 @@
+"""``file://PATH``: a YAML/JSON mapping on disk, readable by its owner only."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from typing import Any
+
+import yaml
+
+from generator.secrets.base import MissingKey, StoreError
+
+
+class FileStore:
+    def __init__(self, uri: str, path: str) -> None:
+        self.name = uri
+        self.path = os.path.expanduser(path)
+
+    def _read(self, *, missing_ok: bool = False) -> dict[str, Any]:
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            if missing_ok:
+                return {}
+            raise StoreError(self.name, f"file {self.path} does not exist") from None
+        except OSError as e:
+            raise StoreError(self.name, f"cannot read {self.path}: {e.strerror}") from None
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise StoreError(self.name, f"{self.path} is readable by group or others (mode "
+                             f"{stat.S_IMODE(info.st_mode):04o}); run chmod 600 {self.path}")
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle)
+        except (OSError, UnicodeDecodeError) as e:
+            raise StoreError(self.name, f"cannot read {self.path}") from e
+        except yaml.YAMLError:
+            # the parser's message would quote the file, which holds the token
+            raise StoreError(self.name, f"{self.path} is not valid YAML or JSON") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise StoreError(self.name, f"{self.path} must hold a mapping with key 'token'")
+        return data
+
+    def get(self, key: str) -> str:
+        value = self._read().get(key)
+        if value in (None, ""):
+            raise MissingKey(self.name, f"{self.path} has no {key!r}")
+        return str(value)
+
+    def put(self, key: str, value: str) -> None:
+        data = self._read(missing_ok=True)
+        data[key] = value
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".k10fleet-store-")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    yaml.safe_dump(data, handle, sort_keys=True)
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, self.path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError as e:
+            raise StoreError(self.name, f"cannot write {self.path}: {e.strerror}") from None

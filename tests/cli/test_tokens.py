@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from generator.tools import find_tool
 from tests.conftest import KUBECTL, OpenBao, example_fleet, run_cli, tree_bytes
 
 WriteFleet = Callable[..., Path]
@@ -71,7 +72,8 @@ def import_token(fleet: Path, token: str, tmp_path: Path, **kwargs: Any) -> Any:
 
 
 def decrypt(path: Path) -> dict[str, Any]:
-    out = subprocess.run(["sops", "--decrypt", "--output-type", "json", str(path)],
+    sops = find_tool("sops") or "sops"
+    out = subprocess.run([sops, "--decrypt", "--output-type", "json", str(path)],
                          capture_output=True, text=True, check=True).stdout
     data: dict[str, Any] = json.loads(out)
     return data

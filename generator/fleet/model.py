@@ -56,6 +56,16 @@ class KastenSettings:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """How the GitOps engine reaches a cluster."""
+
+    server: str | None = None
+    name: str | None = None
+    kubeconfig_secret: str | None = None
+    kubeconfig_key: str = "value"
+
+
+@dataclass(frozen=True)
 class Cluster:
     """One cluster with every fleet default applied."""
 
@@ -70,6 +80,7 @@ class Cluster:
     join_with: str = "token"
     kube_context: str | None = None
     kubeconfig: str | None = None
+    destination: Destination = Destination()
 
     @property
     def is_primary(self) -> bool:
@@ -81,6 +92,16 @@ class Tokens:
     mode: str
     join_token_secret: str
     store: str | None
+    eso_store_name: str = "k10fleet"
+    eso_store_kind: str = "ClusterSecretStore"
+    eso_refresh_interval: str = "1h0m0s"
+
+    @property
+    def vault_mount_and_path(self) -> tuple[str, str]:
+        """(mount, path) of a vault:// store."""
+        location = (self.store or "").removeprefix("vault://").strip("/")
+        mount, _, path = location.partition("/")
+        return mount, path
 
 
 @dataclass(frozen=True)
@@ -89,6 +110,10 @@ class GitOps:
     repo_url: str | None
     revision: str
     path: str
+    namespace: str = "argocd"
+    project: str = "default"
+    interval: str = "10m"
+    sops_secret: str = "sops-age"
 
 
 @dataclass(frozen=True)

@@ -251,9 +251,11 @@ def tokens(doc: LoadedDocument) -> Iterator[Problem]:
         where: JsonPath = ("spec", "tokens") if _get(doc.data, "spec", "tokens") else ("spec",)
         yield doc.problem(where, f"tokens.mode {mode} needs tokens.store "
                           "(e.g. vault://secret/k10fleet/demo)", rule="tokens")
-    if mode == "vault-plugin" and isinstance(store, str) and not store.startswith("vault://"):
-        yield doc.problem(("spec", "tokens", "store"), "tokens.mode vault-plugin reads the token "
-                          "from Vault; the store must be vault://MOUNT/PATH", rule="tokens")
+    if (mode in ("vault-plugin", "external-secrets") and isinstance(store, str)
+            and not store.startswith("vault://")):
+        yield doc.problem(("spec", "tokens", "store"), f"tokens.mode {mode} reads the token "
+                          "from Vault/OpenBao at sync time; the store must be vault://MOUNT/PATH",
+                          rule="tokens")
     if isinstance(store, str) and store.startswith("vault://"):
         rest = store[len("vault://"):]
         if "/" not in rest.strip("/") or "//" in rest.strip("/"):
@@ -268,6 +270,25 @@ def gitops(doc: LoadedDocument) -> Iterator[Problem]:
     if engine in ("argocd", "flux") and not _get(doc.data, "spec", "gitops", "repoURL"):
         yield doc.problem(("spec", "gitops"), f"gitops.engine {engine} needs gitops.repoURL",
                           rule="gitops")
+
+
+def destinations(doc: LoadedDocument) -> Iterator[Problem]:
+    """An Argo CD destination is a server or a name, not both; Flux needs kubeconfigs to fan out."""
+    engine = _get(doc.data, "spec", "gitops", "engine")
+    local = []
+    for path, cluster in clusters(doc):
+        destination = cluster.get("destination")
+        if not isinstance(destination, dict):
+            destination = {}
+        if "server" in destination and "name" in destination:
+            yield doc.problem((*path, "destination"), "give destination.server or "
+                              "destination.name, not both", rule="gitops")
+        if not destination.get("kubeConfigSecret"):
+            local.append(path)
+    if engine == "flux" and len(local) > 1:
+        yield doc.problem((*local[1], "name"), f"{len(local)} clusters have no "
+                          "destination.kubeConfigSecret, so Flux would apply them all to the "
+                          "cluster it runs in", level="warning", rule="gitops")
 
 
 def k10multicluster_joins(doc: LoadedDocument) -> Iterator[Problem]:
@@ -304,7 +325,7 @@ def cluster_ingress_version(doc: LoadedDocument) -> Iterator[Problem]:
 
 RULES: tuple[Rule, ...] = (
     unique_names, urls, versions, owned_values, values_are_json, fips, namespaces,
-    tokens, gitops, k10multicluster_joins, cluster_ingress_version,
+    tokens, gitops, destinations, k10multicluster_joins, cluster_ingress_version,
 )
 
 

@@ -15,6 +15,7 @@ from generator.fleet.model import (
     DEFAULT_RELEASE,
     Chart,
     Cluster,
+    Destination,
     Fleet,
     GitOps,
     K10Version,
@@ -103,6 +104,13 @@ def _cluster(raw: dict[str, Any], role: str, spec: dict[str, Any]) -> Cluster:
         join_with=raw.get("joinWith", "token"),
         kube_context=raw.get("kubeContext"),
         kubeconfig=raw.get("kubeconfig"),
+        destination=Destination(
+            server=raw.get("destination", {}).get("server"),
+            name=raw.get("destination", {}).get("name"),
+            kubeconfig_secret=raw.get("destination", {}).get("kubeConfigSecret", {}).get("name"),
+            kubeconfig_key=raw.get("destination", {}).get("kubeConfigSecret", {}).get(
+                "key", "value"),
+        ),
     )
 
 
@@ -110,7 +118,9 @@ def build_fleet(data: dict[str, Any], source: str) -> Fleet:
     """Apply defaults to schema- and rule-checked data."""
     spec = data["spec"]
     tokens = spec.get("tokens", {})
+    eso = tokens.get("externalSecrets", {})
     gitops = spec.get("gitops", {})
+    engine = gitops.get("engine", "none")
     return Fleet(
         name=data["metadata"]["name"],
         primary=_cluster(spec["primary"], "primary", spec),
@@ -119,12 +129,19 @@ def build_fleet(data: dict[str, Any], source: str) -> Fleet:
             mode=tokens.get("mode", "sops"),
             join_token_secret=tokens.get("joinTokenSecret", DEFAULT_JOIN_TOKEN_SECRET),
             store=tokens.get("store"),
+            eso_store_name=eso.get("storeName", "k10fleet"),
+            eso_store_kind=eso.get("storeKind", "ClusterSecretStore"),
+            eso_refresh_interval=eso.get("refreshInterval", "1h0m0s"),
         ),
         gitops=GitOps(
-            engine=gitops.get("engine", "none"),
+            engine=engine,
             repo_url=gitops.get("repoURL"),
             revision=gitops.get("revision", "main"),
-            path=gitops.get("path", "output"),
+            path=gitops.get("path", "output").strip("/") or ".",
+            namespace=gitops.get("namespace", "flux-system" if engine == "flux" else "argocd"),
+            project=gitops.get("project", "default"),
+            interval=gitops.get("interval", "10m"),
+            sops_secret=gitops.get("sopsSecret", "sops-age"),
         ),
         source=source,
     )

@@ -21,11 +21,26 @@ from generator.fleet.model import (
 from generator.merge import deep_merge
 from generator.render.templates import render_template
 
+
+def engine_files(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> None:
+    """Argo CD Applications or Flux objects for every cluster (engines import this module)."""
+    if fleet.gitops.engine == "argocd":
+        from generator.engines import argocd
+
+        argocd.render(fleet, tree, ctx)
+    elif fleet.gitops.engine == "flux":
+        from generator.engines import flux
+
+        flux.render(fleet, tree, ctx)
+
 SCRIPT_PATH = "bootstrap/k10multicluster.sh"
 JOIN_TOKEN_TYPE = "dist.kio.kasten.io/join-token"
 JOIN_TOKEN_FILE = "join-token-secret.yaml"
 KSOPS_GENERATOR_FILE = "secret-generator.yaml"
 MC_JOIN_SOPS_FILE = "mc-join.sops.yaml"
+MC_JOIN_FILE = "mc-join.yaml"
+PUSH_SECRET_FILE = "join-token-push-secret.yaml"
+EXTERNAL_SECRET_FILE = "mc-join-external-secret.yaml"
 
 
 @dataclass(frozen=True)
@@ -76,17 +91,23 @@ def values_for(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
     return merged
 
 
+MC_SYNC_WAVE = "1"  # Argo CD: the K10 release (wave 0) first, Multi-Cluster objects after it
+
+
 def engine_annotations(fleet: Fleet, kind: str) -> dict[str, str]:
-    """What keeps the GitOps engine from pruning or overwriting objects K10 also owns."""
+    """Ordering, and what keeps the engine from pruning or overwriting objects K10 also owns."""
     engine = fleet.gitops.engine
-    if kind == "namespace":
-        if engine == "argocd":
-            return {"argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}
-        if engine == "flux":
-            return {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
-    if kind == "join-token" and engine == "flux":
-        return {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
-    return {}
+    annotations: dict[str, str] = {}
+    if engine == "argocd":
+        annotations["argocd.argoproj.io/sync-wave"] = MC_SYNC_WAVE
+        if kind == "namespace":
+            annotations["argocd.argoproj.io/sync-options"] = "Prune=false,Delete=false"
+    elif engine == "flux":
+        if kind == "namespace":
+            annotations["kustomize.toolkit.fluxcd.io/prune"] = "disabled"
+        if kind == "join-token":
+            annotations["kustomize.toolkit.fluxcd.io/ssa"] = "IfNotPresent"
+    return annotations
 
 
 def primary_ingress_for(fleet: Fleet, secondary: Cluster) -> str | None:
@@ -130,12 +151,17 @@ def _render_primary(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> No
         resources.append("bootstrap.yaml")
         tree.add(f"{base}/bootstrap.yaml", render_template(
             "primary/bootstrap.yaml.j2", **ctx, cluster=primary, namespace=MC_NAMESPACE,
-            annotations={}, spec=bootstrap_spec(primary)))
+            annotations=engine_annotations(fleet, "bootstrap"), spec=bootstrap_spec(primary)))
     secret_file = JOIN_TOKEN_FILE  # fixed: a Secret name must never collide with our files
     resources.append(secret_file)
     tree.add(f"{base}/{secret_file}", render_template(
         "primary/join-token-secret.yaml.j2", **ctx, name=fleet.tokens.join_token_secret,
         namespace=MC_NAMESPACE, annotations=engine_annotations(fleet, "join-token")))
+    if fleet.tokens.mode == "external-secrets":
+        resources.append(PUSH_SECRET_FILE)
+        tree.add(f"{base}/{PUSH_SECRET_FILE}", render_template(
+            "primary/push-secret.yaml.j2", **ctx, namespace=MC_NAMESPACE,
+            annotations=engine_annotations(fleet, "push-secret"), spec=push_secret_spec(fleet)))
     _render_common(fleet, primary, tree, ctx, resources)
 
 
@@ -146,9 +172,21 @@ def _render_secondary(fleet: Fleet, secondary: Cluster, tree: RenderedTree,
     if secondary.join_with == "token":
         resources.append("mc-join-config.yaml")
         tree.add(f"{base}/mc-join-config.yaml", render_template(
-            "secondary/mc-join-config.yaml.j2", **ctx, cluster=secondary, annotations={},
+            "secondary/mc-join-config.yaml.j2", **ctx, cluster=secondary,
+            annotations=engine_annotations(fleet, "mc-join-config"),
             modern=secondary.kasten.version >= FIRST_INGRESS_IN_TOKEN,
             data=join_config_data(fleet, secondary)))
+        mode = fleet.tokens.mode
+        if mode == "external-secrets":
+            resources.append(EXTERNAL_SECRET_FILE)
+            tree.add(f"{base}/{EXTERNAL_SECRET_FILE}", render_template(
+                "secondary/external-secret.yaml.j2", **ctx, cluster=secondary,
+                annotations=engine_annotations(fleet, "external-secret"),
+                spec=external_secret_spec(fleet, secondary)))
+        elif mode == "vault-plugin":
+            resources.append(MC_JOIN_FILE)
+            tree.add(f"{base}/{MC_JOIN_FILE}", mc_join_secret(
+                fleet, secondary, *vault_plugin_placeholders(fleet, secondary), encode=False))
         generators: list[str] = []
         encrypted = [name for name in injected if name.endswith(".sops.yaml")]
         if encrypted and fleet.gitops.engine == "argocd":
@@ -201,14 +239,58 @@ def k10multicluster_command(fleet: Fleet, secondary: Cluster) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
-def mc_join_secret(fleet: Fleet, secondary: Cluster, token: str,
-                   endpoint: str | None) -> str:
-    """The plaintext mc-join Secret for one secondary (base64 data, no comments: SOPS-ready)."""
-    data = {"token": base64.b64encode(token.encode()).decode()}
-    if endpoint is not None:
-        data["endpoint"] = base64.b64encode(endpoint.encode()).decode()
+def mc_join_secret(fleet: Fleet, secondary: Cluster, token: str, endpoint: str | None,
+                   *, encode: bool = True) -> str:
+    """The mc-join Secret for one secondary: base64 ``data`` (SOPS-ready, no comments), or
+    ``stringData`` with argocd-vault-plugin placeholders (``encode=False``)."""
+    values = {"token": token} if endpoint is None else {"token": token, "endpoint": endpoint}
+    if encode:
+        values = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
     return render_template("secondary/mc-join.yaml.j2", fleet=fleet, cluster=secondary,
-                           data=dict(sorted(data.items())))
+                           field_name="data" if encode else "stringData",
+                           data=dict(sorted(values.items())),
+                           annotations=engine_annotations(fleet, "mc-join"))
+
+
+def vault_plugin_placeholders(fleet: Fleet, secondary: Cluster) -> tuple[str, str | None]:
+    """argocd-vault-plugin placeholders (KV v2: the path carries /data/)."""
+    mount, path = fleet.tokens.vault_mount_and_path
+    token = f"<path:{mount}/data/{path}#token>"
+    return token, (f"<path:{mount}/data/{path}#endpoint>" if needs_endpoint(secondary) else None)
+
+
+def push_secret_spec(fleet: Fleet) -> dict[str, Any]:
+    """ESO PushSecret: the join-token Secret's ``token`` (K10 fills it) pushed to the store.
+    Every field ESO would default is written, so Argo CD never shows a perpetual diff."""
+    _, path = fleet.tokens.vault_mount_and_path
+    tokens = fleet.tokens
+    data = [{"conversionStrategy": "None",
+             "match": {"secretKey": key, "remoteRef": {"remoteKey": path, "property": key}}}
+            for key in ("token",)]
+    return {
+        "data": data,
+        "deletionPolicy": "None",
+        "refreshInterval": tokens.eso_refresh_interval,
+        "secretStoreRefs": [{"kind": tokens.eso_store_kind, "name": tokens.eso_store_name}],
+        "selector": {"secret": {"name": tokens.join_token_secret}},
+        "updatePolicy": "Replace",
+    }
+
+
+def external_secret_spec(fleet: Fleet, secondary: Cluster) -> dict[str, Any]:
+    """ESO ExternalSecret that builds Secret mc-join from the store, defaults written out."""
+    _, path = fleet.tokens.vault_mount_and_path
+    tokens = fleet.tokens
+    keys = ["token", *(["endpoint"] if needs_endpoint(secondary) else [])]
+    return {
+        "data": [{"remoteRef": {"conversionStrategy": "Default", "decodingStrategy": "None",
+                                "key": path, "metadataPolicy": "None",
+                                "nullBytePolicy": "Ignore", "property": key},
+                  "secretKey": key} for key in keys],
+        "refreshInterval": tokens.eso_refresh_interval,
+        "secretStoreRef": {"kind": tokens.eso_store_kind, "name": tokens.eso_store_name},
+        "target": {"creationPolicy": "Owner", "deletionPolicy": "Retain", "name": "mc-join"},
+    }
 
 
 def needs_endpoint(secondary: Cluster) -> bool:
@@ -229,6 +311,7 @@ def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = No
     _render_primary(fleet, tree, ctx)
     for secondary in fleet.secondaries:
         _render_secondary(fleet, secondary, tree, ctx, injected.get(secondary.name, ()))
+    engine_files(fleet, tree, ctx)
     scripted = [s for s in fleet.secondaries if s.join_with == "k10multicluster"]
     if scripted:
         commands = [{"name": s.name, "line": k10multicluster_command(fleet, s)} for s in scripted]

@@ -80,7 +80,7 @@ def test_render_then_check_then_drift(write_fleet: WriteFleet, tmp_path: Path) -
     out = tmp_path / "out"
     first = run_cli("render", fleet, "-o", out)
     assert first.exit_code == 0, first.output
-    assert "13 written" in first.output
+    assert "18 written" in first.output
     assert run_cli("render", fleet, "-o", out).output.count("0 written") == 1
     assert run_cli("render", fleet, "-o", out, "--check").exit_code == 0
     (out / "clusters/edge-2/mc-join-config.yaml").write_text("tampered\n")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from generator.tools import find_tool
-from tests.conftest import KUBECTL, OpenBao, example_fleet, run_cli, tree_bytes
+from tests.conftest import KUBECTL, SHARED, OpenBao, example_fleet, run_cli, tree_bytes
 
 WriteFleet = Callable[..., Path]
 
@@ -99,7 +99,8 @@ def test_import_inject_decrypt_round_trip(fleet_repo: tuple[Path, Path, str],
     assert leaks(token, imported.output, injected.output) == []
     encrypted = yaml.safe_load((out / "clusters/edge-1/mc-join.sops.yaml").read_text())
     assert encrypted["sops"]["encrypted_regex"] == "^(data|stringData)$"
-    checked = run_cli("check", out, "--kubeconform", "required")
+    checked = run_cli("check", out, "--kubeconform", "required", "--schema-location",
+                      str(SHARED / "crd-schemas"))
     assert checked.exit_code == 0, checked.output
     assert "0 errors, 0 warnings (kubeconform used)" in checked.output
     assert (out / "clusters/edge-1/mc-join.sops.yaml").read_text().startswith("apiVersion: v1\n")

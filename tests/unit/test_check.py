@@ -60,7 +60,7 @@ def edit_yaml(path: Path, change: Callable[[dict], None]) -> None:
 def test_clean_tree_passes_without_kubeconform(tree: Path) -> None:
     report = check(tree)
     assert errors_of(report) == []
-    assert len(report.documents) == 12
+    assert len(report.documents) == 17  # 12 cluster documents, 4 Applications, 1 kustomization
     assert report.kubeconform_binary is None
     assert any("kubeconform not found" in n for n in report.notes)
 
@@ -212,7 +212,6 @@ def test_crds_from_schema_location_and_missing_schemas(tree: Path) -> None:
            "spec": {"project": "default", "destination": {"server": "https://kubernetes.default.svc"},
                     "source": {"repoURL": "https://charts.kasten.io/", "chart": "k10",
                                "targetRevision": "7.5.2"}}}
-    (tree / "argocd").mkdir()
     (tree / "argocd/app.yaml").write_text(yaml.safe_dump(app))
     assert errors_of(check(tree, kubeconform=kubeconform_binary())) == []
     app["spec"]["destination"]["server"] = 42
@@ -291,7 +290,7 @@ def test_reports_parse(tree: Path) -> None:
     junit_path.write_text(as_junit(report))
     xml = junitparser.JUnitXml.fromfile(str(junit_path))
     cases = [case for suite in xml for case in suite]
-    assert len(cases) == 12
+    assert len(cases) == 17
     failed = [c for c in cases if not c.is_passed]
     assert [c.name for c in failed] == ["ConfigMap/mc-join-config"]
     assert as_text(report).endswith("1 errors, 0 warnings (kubeconform not used)")

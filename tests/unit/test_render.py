@@ -142,7 +142,8 @@ def test_no_script_without_k10multicluster_joins() -> None:
 
 
 @pytest.mark.parametrize(("engine", "namespace_ann", "secret_ann"), [
-    ("argocd", {"argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}, None),
+    ("argocd", {"argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+                "argocd.argoproj.io/sync-wave": "1"}, {"argocd.argoproj.io/sync-wave": "1"}),
     ("flux", {"kustomize.toolkit.fluxcd.io/prune": "disabled"},
      {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}),
     ("none", None, None),

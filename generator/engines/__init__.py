@@ -1,0 +1,1 @@
+"""GitOps engine objects (Argo CD, Flux) rendered from the same fleet model."""

@@ -1,0 +1,158 @@
+"""Flux: per cluster a HelmRelease (values from a content-hashed ConfigMap) and a
+Kustomization for the cluster's manifests that depends on the release.
+
+Layout under ``flux/``: ``sources.yaml`` (the fleet's GitRepository and one HelmRepository
+or OCIRepository per chart source), ``<cluster>.yaml`` (two Flux Kustomizations: the
+release, then the Multi-Cluster objects with ``dependsOn``), and ``releases/<cluster>/``
+(the HelmRelease and its values ConfigMap). Remote clusters are reached through
+``kubeConfig.secretRef``; secondaries in sops mode get ``decryption.provider: sops``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import TYPE_CHECKING, Any
+
+from generator.fleet.model import Cluster, Fleet
+from generator.render.templates import render_template
+
+if TYPE_CHECKING:
+    from generator.render.fleet import RenderedTree
+
+FOLDER = "flux"
+GIT_SOURCE = "k10fleet"
+
+
+def _repo_path(fleet: Fleet, *parts: str) -> str:
+    base = "" if fleet.gitops.path == "." else f"{fleet.gitops.path}/"
+    return "./" + base + "/".join(parts)
+
+
+def chart_source_name(cluster: Cluster) -> tuple[str, str]:
+    """(kind, name) of the source object serving this cluster's chart."""
+    chart = cluster.kasten.chart
+    slug = re.sub(r"[^a-z0-9]+", "-", chart.repository.lower().split("://", 1)[-1]).strip("-")
+    digest = hashlib.sha256(chart.repository.encode()).hexdigest()[:8]
+    if chart.repository.startswith("oci://"):
+        version = re.sub(r"[^a-z0-9]+", "-", chart.version.lower()).strip("-")
+        return "OCIRepository", f"{chart.name}-{version}-{digest}"[:63].strip("-")
+    return "HelmRepository", f"{slug[:40]}-{digest}".strip("-")
+
+
+def values_configmap_name(cluster: Cluster, values: bytes) -> str:
+    """Content-hashed, so an edit creates a new ConfigMap and Flux rolls the release."""
+    return f"k10-values-{cluster.name}-{hashlib.sha256(values).hexdigest()[:10]}"
+
+
+def kube_config(cluster: Cluster) -> dict[str, Any] | None:
+    target = cluster.destination
+    if not target.kubeconfig_secret:
+        return None
+    return {"secretRef": {"key": target.kubeconfig_key, "name": target.kubeconfig_secret}}
+
+
+def sources(fleet: Fleet) -> list[dict[str, Any]]:
+    gitops = fleet.gitops
+    meta = {"namespace": gitops.namespace}
+    objects: dict[str, dict[str, Any]] = {}
+    objects["GitRepository/" + GIT_SOURCE] = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": GIT_SOURCE, **meta},
+        "spec": {"interval": gitops.interval, "ref": {"branch": gitops.revision},
+                 "url": gitops.repo_url}}
+    for cluster in fleet.clusters:
+        kind, name = chart_source_name(cluster)
+        chart = cluster.kasten.chart
+        if kind == "HelmRepository":
+            spec: dict[str, Any] = {"interval": gitops.interval, "url": chart.repository}
+        else:
+            spec = {"interval": gitops.interval, "layerSelector": {
+                "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                "operation": "copy"}, "ref": {"tag": chart.version},
+                "url": f"{chart.repository.rstrip('/')}/{chart.name}"}
+        api = "source.toolkit.fluxcd.io/v1"
+        objects[f"{kind}/{name}"] = {"apiVersion": api, "kind": kind,
+                                     "metadata": {"name": name, **meta}, "spec": spec}
+    return [objects[key] for key in sorted(objects)]
+
+
+def helm_release_spec(fleet: Fleet, cluster: Cluster, values_name: str) -> dict[str, Any]:
+    kind, source = chart_source_name(cluster)
+    chart = cluster.kasten.chart
+    spec: dict[str, Any] = {
+        "install": {"createNamespace": True},
+        "interval": fleet.gitops.interval,
+        "releaseName": cluster.kasten.release_name,
+        "storageNamespace": cluster.kasten.namespace,
+        "targetNamespace": cluster.kasten.namespace,
+        "valuesFrom": [{"kind": "ConfigMap", "name": values_name, "valuesKey": "values.yaml"}],
+    }
+    if kind == "HelmRepository":
+        spec["chart"] = {"spec": {"chart": chart.name, "sourceRef": {
+            "kind": kind, "name": source}, "version": chart.version}}
+    else:
+        spec["chartRef"] = {"kind": kind, "name": source}
+    config = kube_config(cluster)
+    if config:
+        spec["kubeConfig"] = config
+    return spec
+
+
+def kustomizations(fleet: Fleet, cluster: Cluster) -> list[dict[str, Any]]:
+    gitops = fleet.gitops
+    meta = {"namespace": gitops.namespace}
+    source = {"kind": "GitRepository", "name": GIT_SOURCE}
+    release = f"k10-release-{cluster.name}"
+    manifests: dict[str, Any] = {
+        "dependsOn": [{"name": release}],
+        "interval": gitops.interval,
+        "path": _repo_path(fleet, "clusters", cluster.name),
+        "prune": True,
+        "sourceRef": source,
+    }
+    if not cluster.is_primary and fleet.tokens.mode == "sops":
+        manifests["decryption"] = {"provider": "sops", "secretRef": {"name": gitops.sops_secret}}
+    config = kube_config(cluster)
+    if config:
+        manifests["kubeConfig"] = config
+    return [
+        {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+         "metadata": {"name": release, **meta},
+         "spec": {"interval": gitops.interval,
+                  "path": _repo_path(fleet, FOLDER, "releases", cluster.name),
+                  "prune": True, "sourceRef": source, "wait": True}},
+        {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+         "metadata": {"name": f"k10-mc-{cluster.name}", **meta}, "spec": manifests},
+    ]
+
+
+def render(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> None:
+    from generator.render.fleet import cluster_dir
+
+    listed = ["sources.yaml"]
+    tree.add(f"{FOLDER}/sources.yaml", render_template(
+        "flux/objects.yaml.j2", **ctx, objects=sources(fleet)))
+    for cluster in fleet.clusters:
+        values = tree.files[f"{cluster_dir(cluster.name)}/k10-values.yaml"].content
+        values_name = values_configmap_name(cluster, values)
+        base = f"{FOLDER}/releases/{cluster.name}"
+        release = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                   "metadata": {"name": f"k10-{cluster.name}",
+                                "namespace": fleet.gitops.namespace},
+                   "spec": helm_release_spec(fleet, cluster, values_name)}
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": values_name, "namespace": fleet.gitops.namespace},
+                     "data": {"values.yaml": values.decode()}}
+        tree.add(f"{base}/helmrelease.yaml", render_template(
+            "flux/objects.yaml.j2", **ctx, objects=[release]))
+        tree.add(f"{base}/values-configmap.yaml", render_template(
+            "flux/objects.yaml.j2", **ctx, objects=[configmap]))
+        tree.add(f"{base}/kustomization.yaml", render_template(
+            "kustomization.yaml.j2", **ctx, resources=["helmrelease.yaml",
+                                                      "values-configmap.yaml"], generators=[]))
+        listed.append(f"{cluster.name}.yaml")
+        tree.add(f"{FOLDER}/{cluster.name}.yaml", render_template(
+            "flux/objects.yaml.j2", **ctx, objects=kustomizations(fleet, cluster)))
+    tree.add(f"{FOLDER}/kustomization.yaml", render_template(
+        "kustomization.yaml.j2", **ctx, resources=listed, generators=[]))

@@ -215,6 +215,9 @@ def token_import(fleet: str, source: str) -> None:
     except OSError as e:
         raise click.BadParameter(f"cannot read {source}: {e.strerror}",
                                  param_hint="--from") from None
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{source} is not text (expected kubectl JSON or YAML)",
+                                 param_hint="--from") from None
     loaded, with_endpoint = tokens.import_token(fleet, text, "<stdin>" if source == "-"
                                                 else source)
     extra = " and endpoint" if with_endpoint else ""
@@ -263,8 +266,11 @@ def status(fleet: str, sources: tuple[str, ...], output_format: str) -> None:
         cluster, sep, path = item.partition("=")
         if not sep or not cluster:
             raise click.BadParameter(f"expected CLUSTER=FILE, got {item!r}", param_hint="--from")
-        with click.open_file(path, "r", encoding="utf-8") as handle:
-            given[cluster] = handle.read()
+        try:
+            with click.open_file(path, "r", encoding="utf-8") as handle:
+                given[cluster] = handle.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise click.BadParameter(f"cannot read {path}: {e}", param_hint="--from") from None
     results = tokens.collect_status(fleet, given)
     click.echo(tokens.status_as_json(results) if output_format == "json"
                else tokens.status_table(results))

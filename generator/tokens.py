@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -58,10 +59,10 @@ def parse_join_token_secret(text: str, source: str, expected_name: str) -> JoinT
     """Read ``kubectl get secret NAME -n kasten-io-mc -o json|yaml`` output (or a List)."""
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             doc = yaml.safe_load(text)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             # no parser message: it would quote the input, which may hold the token
             raise _bad_input(source, "not the JSON or YAML that kubectl get secret prints "
                              f"(run: kubectl get secret {expected_name} -n {MC_NAMESPACE} "
@@ -146,43 +147,57 @@ def fingerprint_matches(stored: str, plaintext: bytes, recipients: Sequence[str]
     return hmac.compare_digest(expected, stored)
 
 
-def age_recipients(out_dir: str, given: Sequence[str]) -> list[str]:
-    """--age, else the age recipients of the nearest .sops.yaml above the output dir."""
+def _rule_recipients(rule: Any) -> list[str]:
+    age = rule.get("age") if isinstance(rule, dict) else None
+    parts = age if isinstance(age, list) else str(age or "").split(",")
+    return [str(p).strip() for p in parts if str(p).strip()]
+
+
+def age_recipients(out_dir: str, given: Sequence[str], target: str) -> list[str]:
+    """--age, else the recipients of the first creation rule of the nearest .sops.yaml above
+    the output dir whose path_regex matches ``target`` (a file path inside the tree)."""
     recipients = [r.strip() for value in given for r in value.split(",") if r.strip()]
     source = "--age"
     if not recipients:
-        config = find_sops_config(os.path.dirname(os.path.abspath(out_dir)) if not
-                                  os.path.isdir(out_dir) else out_dir)
+        start = out_dir if os.path.isdir(out_dir) else os.path.dirname(os.path.abspath(out_dir))
+        config = find_sops_config(start)
         if config is None:
             raise UsageFailure("sops mode needs age recipients: pass --age age1... or add a "
                                ".sops.yaml with creation_rules[].age above the output directory")
         source = config
         try:
             with open(config, encoding="utf-8") as handle:
-                rules = (yaml.safe_load(handle) or {}).get("creation_rules") or []
-        except (OSError, yaml.YAMLError) as e:
-            raise UsageFailure(f"cannot read {config}: {e}") from e
-        for rule in rules:
-            age = rule.get("age") if isinstance(rule, dict) else None
-            if age:
-                parts = age if isinstance(age, list) else str(age).split(",")
-                recipients = [str(p).strip() for p in parts if str(p).strip()]
+                loaded = yaml.safe_load(handle)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            raise UsageFailure(f"cannot read {config} as YAML") from None
+        rules = loaded.get("creation_rules") if isinstance(loaded, dict) else None
+        relative = os.path.relpath(os.path.abspath(os.path.join(out_dir, target)),
+                                   os.path.dirname(config))
+        for rule in rules if isinstance(rules, list) else []:
+            pattern = rule.get("path_regex") if isinstance(rule, dict) else None
+            try:
+                matches = pattern is None or re.search(str(pattern), relative) is not None
+            except re.error:
+                raise UsageFailure(f"{config}: invalid path_regex {pattern!r}") from None
+            if matches:
+                recipients = _rule_recipients(rule)
                 break
         if not recipients:
-            raise UsageFailure(f"{config} names no age recipients (creation_rules[].age)")
+            raise UsageFailure(f"{config} has no creation rule with age recipients for "
+                               f"{relative}")
     bad = [r for r in recipients if not _AGE_RECIPIENT.match(r)]
     if bad:
         raise UsageFailure(f"not an age recipient (from {source}): {bad[0]!r}")
     return sorted(set(recipients))
 
 
-def encrypt(plaintext: bytes, recipients: Sequence[str], store: str) -> bytes:
+def encrypt(plaintext: bytes, recipients: Sequence[str]) -> bytes:
     """SOPS-encrypt a Secret through pipes (no plaintext on disk), 2-space YAML."""
     with tempfile.TemporaryDirectory(prefix="k10fleet-sops-") as scratch:
         config = os.path.join(scratch, "sops.yaml")  # formatting only: holds no secret
         with open(config, "w", encoding="utf-8") as handle:
             handle.write("creation_rules:\n  - path_regex: .*\nstores:\n  yaml:\n    indent: 2\n")
-        return run_sops(store, [
+        return run_sops("(encrypting mc-join with sops)", [
             "--config", config, "--encrypt", "--age", ",".join(recipients),
             "--encrypted-regex", ENCRYPTED_REGEX, "--input-type", "yaml", "--output-type",
             "yaml", "--filename-override", MC_JOIN_SOPS_FILE, "/dev/stdin"], stdin=plaintext)
@@ -202,14 +217,14 @@ def _join_targets(fleet: Fleet) -> list[Cluster]:
 
 
 def _sops_files(fleet: Fleet, out_dir: str, old: Manifest, joined: JoinToken,
-                recipients: list[str], outcome: InjectOutcome) -> dict[str, FileSpec]:
+                age: Sequence[str], outcome: InjectOutcome) -> dict[str, FileSpec]:
     """mc-join.sops.yaml per secondary; unchanged ones keep their bytes, equal ones share."""
     files: dict[str, FileSpec] = {}
     fresh: dict[bytes, FileSpec] = {}
     verified: dict[tuple[str, bytes], bool] = {}
-    store = fleet.tokens.store or "sops"
     for secondary in _join_targets(fleet):
         rel = f"{cluster_dir(secondary.name)}/{MC_JOIN_SOPS_FILE}"
+        recipients = age_recipients(out_dir, age, rel)
         plaintext = mc_join_secret(fleet, secondary, joined.token,
                                    joined.endpoint if needs_endpoint(secondary) else None
                                    ).encode()
@@ -225,20 +240,21 @@ def _sops_files(fleet: Fleet, out_dir: str, old: Manifest, joined: JoinToken,
                     files[rel] = FileSpec(handle.read(), owner="inject", fingerprint=stored)
                 outcome.kept += 1
                 continue
-        if plaintext not in fresh:
-            # identical Secrets (same namespace and token) may share one encryption:
-            # the same plaintext under the same data key is the same valid SOPS file
-            content = encrypt(plaintext, recipients, store)
-            fresh[plaintext] = FileSpec(content, owner="inject",
-                                        fingerprint=fingerprint(plaintext, recipients))
+        shared = plaintext + b"\0" + ",".join(recipients).encode()
+        if shared not in fresh:
+            # identical Secrets (same namespace, token and recipients) may share one
+            # encryption: the same plaintext under the same data key is one valid SOPS file
+            content = encrypt(plaintext, recipients)
+            fresh[shared] = FileSpec(content, owner="inject",
+                                     fingerprint=fingerprint(plaintext, recipients))
             outcome.encryptions += 1
-        files[rel] = fresh[plaintext]
+        files[rel] = fresh[shared]
     return files
 
 
 def inside_git_work_tree(path: str) -> str | None:
-    """The work tree root containing ``path`` (or its nearest existing parent), if any."""
-    current = os.path.abspath(path)
+    """The work tree root containing ``path`` (symlinks resolved), if any."""
+    current = os.path.realpath(path)
     while True:
         if os.path.exists(os.path.join(current, ".git")):
             return current
@@ -304,11 +320,12 @@ def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),
     if plain_dir:
         raise UsageFailure("--plain-dir is for tokens.mode plain; this fleet uses sops")
     pipeline.guard_output_dir(out_dir, fleet_path)
-    recipients = age_recipients(out_dir, age)
+    for secondary in _join_targets(fleet):  # configuration problems before touching the store
+        age_recipients(out_dir, age, f"{cluster_dir(secondary.name)}/{MC_JOIN_SOPS_FILE}")
     old = read_manifest(out_dir)
     joined = read_token(fleet, _join_targets(fleet))  # all reads before any write
     outcome = InjectOutcome(fleet)
-    injected = _sops_files(fleet, out_dir, old, joined, recipients, outcome)
+    injected = _sops_files(fleet, out_dir, old, joined, age, outcome)
     files, clusters = pipeline.desired_files(fleet, out_dir, old, injected=injected)
     outcome.written = write_tree(out_dir, files, pipeline.manifest_meta(fleet, clusters))
     return outcome

@@ -6,6 +6,7 @@ import itertools
 import multiprocessing as mp
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,9 @@ from generator.errors import InvalidInput
 from generator.fleet.loader import LoadLimits, load_yaml_bytes
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
-YAML_SUFFIXES = (".yaml", ".yml")
+YAML_SUFFIXES = (".yaml", ".yml", ".json")
+NOT_MANIFESTS = {".k10fleet-manifest.json", ".sops.yaml"}  # our bookkeeping, sops' config
+MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -73,13 +76,23 @@ def _leading_lines(text: str) -> int:
 
 
 def tree_files(root: str) -> Iterator[str]:
-    """YAML files under root in a stable order, skipping hidden files and folders."""
+    """YAML and JSON files under root in a stable order (hidden files too: kustomize reads
+    them), skipping hidden folders such as .git and k10fleet's own bookkeeping."""
     prefix = len(os.path.join(root, ""))
     for current, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.endswith(YAML_SUFFIXES) and not name.startswith("."):
+            if name.endswith(YAML_SUFFIXES) and name not in NOT_MANIFESTS:
                 yield os.path.join(current, name)[prefix:].replace(os.sep, "/")
+
+
+def _list_items(doc: Document) -> list[Document]:
+    """The objects of a ``kind: List`` (or ``*List``), checked like top-level documents."""
+    items = doc.data.get("items") if isinstance(doc.data, dict) else None
+    if not doc.kind.endswith("List") or not isinstance(items, list):
+        return [doc]
+    return [Document(doc.file, doc.rel, doc.line, doc.text, item) for item in items
+            if isinstance(item, dict)]
 
 
 def split_documents(text: str) -> Iterator[tuple[int, str]]:
@@ -99,11 +112,24 @@ def _read_files(root: str, shown_root: str, rels: list[str]
     parsed: dict[str, Any] = {}  # identical documents (common in fleets) are parsed once
     for rel in rels:
         shown = os.path.join(shown_root, rel)
+        path = os.path.join(root, rel)
         try:
-            with open(os.path.join(root, rel), encoding="utf-8") as handle:
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode):
+                findings.append(Finding(shown, 1, "", "", "not a regular file (a device, pipe "
+                                        "or socket?); remove it from the tree"))
+                continue
+            if info.st_size > MAX_FILE_BYTES:
+                findings.append(Finding(shown, 1, "", "", f"file is larger than "
+                                        f"{MAX_FILE_BYTES} bytes; not a manifest?"))
+                continue
+            with open(path, encoding="utf-8") as handle:
                 text = handle.read()
-        except (OSError, UnicodeDecodeError) as e:
-            findings.append(Finding(shown, 1, "", "", f"cannot read file: {e}"))
+        except UnicodeDecodeError:
+            findings.append(Finding(shown, 1, "", "", "not UTF-8 text"))
+            continue
+        except OSError as e:
+            findings.append(Finding(shown, 1, "", "", f"cannot read file: {e.strerror}"))
             continue
         for line, chunk in split_documents(text):
             try:
@@ -114,11 +140,15 @@ def _read_files(root: str, shown_root: str, rels: list[str]
                 findings.append(Finding(shown, where, "", "", f"invalid YAML: {e.problem}"))
                 continue
             except yaml.YAMLError as e:
-                findings.append(Finding(shown, line, "", "", f"invalid YAML: {e}"))
+                findings.append(Finding(shown, line, "", "", "invalid YAML: "
+                                        + " ".join(str(e).split())[:300]))
+                continue
+            except fastyaml.TooLarge as e:
+                findings.append(Finding(shown, line, "", "", str(e)))
                 continue
             parsed[chunk] = data
             if data is not None:
-                documents.append(Document(shown, rel, line, chunk, data))
+                documents.extend(_list_items(Document(shown, rel, line, chunk, data)))
     return documents, findings
 
 

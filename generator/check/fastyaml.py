@@ -37,6 +37,40 @@ _RISKY = re.compile(
 )
 
 
+class TooLarge(Exception):
+    """A document whose aliases expand beyond the budget (an alias bomb)."""
+
+
+class _KubeLoader(_Loader):  # type: ignore[valid-type,misc]
+    """PyYAML with the one YAML 1.1 habit it lacks but Go's YAML (kubectl) has: y/n are
+    booleans."""
+
+
+_KubeLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"),
+                                  list("yYnN"))
+_KubeLoader.add_constructor(
+    "tag:yaml.org,2002:bool",
+    lambda loader, node: loader.construct_scalar(node).lower() in ("y", "yes", "true", "on"))
+
+MAX_ALIAS_EXPANSION = 100_000
+
+
+def _expanded_size(data: Any, budget: int) -> int:
+    """Nodes a consumer will walk, aliases expanded; stops counting past ``budget``."""
+    seen = 0
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > budget:
+            return seen
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return seen
+
+
 def fast_path_safe(text: str) -> bool:
     if _ryaml is None:
         return False
@@ -51,4 +85,8 @@ def load(text: str) -> Any:
             return _ryaml.loads(text)
         except Exception:
             pass
-    return yaml.load(text, Loader=_Loader)
+    data = yaml.load(text, Loader=_KubeLoader)
+    if "*" in text and _expanded_size(data, MAX_ALIAS_EXPANSION) > MAX_ALIAS_EXPANSION:
+        raise TooLarge(f"aliases expand to more than {MAX_ALIAS_EXPANSION} nodes; is this an "
+                       "alias bomb?")
+    return data

@@ -138,23 +138,32 @@ def values_findings(doc: Document, chart: ChartValues | None) -> Iterator[Findin
                                   path=("multicluster", "primary", key))
 
 
+LIST_FIELDS = ("resources", "components", "generators", "transformers", "validators", "crds",
+               "configurations", "patchesStrategicMerge", "patches", "patchesJson6902",
+               "configMapGenerator", "secretGenerator")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _listed_paths(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(field, local path) of everything a kustomization refers to."""
     for field in ("resources", "components", "generators", "transformers", "validators",
                   "crds", "configurations", "patchesStrategicMerge"):
-        for entry in data.get(field) or []:
+        for entry in _as_list(data.get(field)):
             if isinstance(entry, str) and "\n" not in entry:
                 yield field, entry
     for field in ("patches", "patchesJson6902"):
-        for entry in data.get(field) or []:
+        for entry in _as_list(data.get(field)):
             if isinstance(entry, dict) and isinstance(entry.get("path"), str):
                 yield field, entry["path"]
     for field in ("configMapGenerator", "secretGenerator"):
-        for generator in data.get(field) or []:
+        for generator in _as_list(data.get(field)):
             if not isinstance(generator, dict):
                 continue
             for sub in ("files", "envs"):
-                for entry in generator.get(sub) or []:
+                for entry in _as_list(generator.get(sub)):
                     if isinstance(entry, str):
                         yield f"{field}.{sub}", entry.split("=", 1)[-1]
             if isinstance(generator.get("env"), str):
@@ -166,6 +175,14 @@ def kustomization_findings(doc: Document, root: str, engine: str, encrypted_file
     """Every listed file exists and parses; Argo CD never gets an encrypted Secret as-is."""
     if not isinstance(doc.data, dict):
         return
+    for field in LIST_FIELDS:
+        if field in doc.data and not isinstance(doc.data[field], list | type(None)):
+            yield doc.finding(f"{field} must be a list", path=(field,))
+    for generator in _as_list(doc.data.get("secretGenerator")):
+        name = generator.get("name", "?") if isinstance(generator, dict) else "?"
+        yield doc.finding(f"secretGenerator {name!r} builds a Secret from plaintext kept in "
+                          "Git; use a SOPS-encrypted Secret (KSOPS / Flux decryption) instead",
+                          path=("secretGenerator",))
     base = os.path.dirname(doc.rel)
     for field, entry in _listed_paths(doc.data):
         if _REMOTE.match(entry):

@@ -172,7 +172,11 @@ def _merge(ours: list[Finding], theirs: list[kubeconform.Result], documents: lis
     seen = {(f.file, f.kind, f.name, f.pointer): i for i, f in enumerate(merged)}
     for result in theirs:
         doc = by_object.get((result.filename, result.kind, result.name))
-        if doc is None:
+        if doc is None:  # kubeconform read the file differently: still report it
+            shown = result.filename
+            merged.append(Finding(shown, 1, result.kind, result.name, result.message,
+                                  "warning" if result.missing_schema and not strict
+                                  else "error", "kubeconform", result.pointer))
             continue
         pointer = "#missing-schema" if result.missing_schema else result.pointer
         key = (doc.file, doc.kind, doc.name, pointer)
@@ -248,7 +252,7 @@ def run_check(options: CheckOptions) -> CheckReport:
         locations = [kubeconform.kasten_location(), *options.schema_locations]
         process = kubeconform.start(kubeconform.command(binary, manifests, version, standalone,
                                                         locations))
-    elif not binary:
+    elif not binary and options.kubeconform != "off":
         notes.append("kubeconform not found: checked with k10fleet's validator only (install "
                      f"it for a second opinion: {kubeconform.INSTALL_HINT})")
     engine = _tree_engine(root)

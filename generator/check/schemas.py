@@ -70,7 +70,13 @@ class Validator:
 
     def errors(self, instance: Any) -> Iterator[SchemaError]:
         if self._fast is not None:
-            for error in self._fast.iter_errors(instance):
+            try:
+                found = list(self._fast.iter_errors(instance))
+            except (ValueError, TypeError, OverflowError):
+                yield SchemaError("", (), "holds a mapping key or value that is not JSON "
+                                  "(a number or boolean used as a key?); quote it")
+                return
+            for error in found:
                 path = tuple(error.instance_path)
                 yield SchemaError(_pointer(path), path, error.message)
         else:

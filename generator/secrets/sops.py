@@ -90,9 +90,13 @@ class SopsStore:
         if config is None:
             raise StoreError(self.name, f"no .sops.yaml above {directory} says whom to encrypt "
                              "for; add one with creation_rules (age recipients)")
-        args = ["--config", config, "--encrypt", "--input-type", "json", "--output-type", kind,
-                "--filename-override", self.path, "/dev/stdin"]
+        # every key is encrypted, whatever encrypted_regex the repository's rules set
+        args = ["--config", config, "--encrypt", "--encrypted-regex", ".*", "--input-type",
+                "json", "--output-type", kind, "--filename-override", self.path, "/dev/stdin"]
         encrypted = run_sops(self.name, args, stdin=json.dumps(data).encode())
+        for value in data.values():
+            if str(value) and str(value).encode() in encrypted:
+                raise StoreError(self.name, "sops left a value unencrypted; refusing to write")
         try:
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".k10fleet-store-")
             try:

@@ -45,7 +45,11 @@ class VaultStore:
         if not token:
             raise StoreError(self.name, "set VAULT_TOKEN (or BAO_TOKEN) to a token that may "
                              "read and write the path")
-        timeout = float(os.environ.get("K10FLEET_STORE_TIMEOUT", DEFAULT_TIMEOUT))
+        try:
+            timeout = float(os.environ.get("K10FLEET_STORE_TIMEOUT", DEFAULT_TIMEOUT))
+        except ValueError:
+            raise StoreError(self.name, "K10FLEET_STORE_TIMEOUT must be a number of "
+                             "seconds") from None
         verify: Any = os.environ.get("VAULT_CACERT") or True
         self._client = hvac.Client(url=address, token=token, timeout=timeout, verify=verify,
                                    namespace=os.environ.get("VAULT_NAMESPACE") or None)

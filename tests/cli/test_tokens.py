@@ -352,3 +352,62 @@ def test_status_from_files(tmp_path: Path, write_fleet: WriteFleet) -> None:
     as_json = json.loads(run_cli("status", fleet, "--format", "json", "--from",
                                  f"edge-1={tmp_path / 'edge-1.json'}").output)
     assert as_json[0] == {"cluster": "edge-1", "status": "joined", "message": "Joined primary-1"}
+
+
+def test_sops_store_encrypts_the_token_whatever_the_repo_rules_say(tmp_path: Path,
+                                                                     age_key: str) -> None:
+    from generator.secrets.base import open_store
+
+    (tmp_path / ".sops.yaml").write_text(
+        f"creation_rules:\n  - age: {age_key}\n    encrypted_regex: ^(data|stringData)$\n")
+    token = new_token()
+    store = open_store(f"sops://{tmp_path / 'token.sops.yaml'}")
+    store.put("token", token)
+    assert leaks(token, (tmp_path / "token.sops.yaml").read_bytes()) == []
+    assert store.get("token") == token
+
+
+def test_recipients_follow_path_regex(tmp_path: Path, write_fleet: WriteFleet,
+                                      monkeypatch: pytest.MonkeyPatch, age_key: str) -> None:
+    import pyrage
+
+    other = str(pyrage.x25519.Identity.generate().to_public())
+    (tmp_path / ".sops.yaml").write_text(
+        f"creation_rules:\n  - path_regex: ^secrets/prod/.*\n    age: {other}\n"
+        f"  - path_regex: ^output/.*\n    age: {age_key}\n")
+    monkeypatch.setenv("K10_TOKEN", new_token())
+    data = example_fleet()
+    data["spec"]["tokens"]["store"] = "env://K10_TOKEN"
+    fleet = write_fleet(data)
+    out = tmp_path / "output"
+    assert run_cli("inject", fleet, "-o", out).exit_code == 0
+    encrypted = yaml.safe_load((out / "clusters/edge-1/mc-join.sops.yaml").read_text())
+    assert [r["recipient"] for r in encrypted["sops"]["age"]] == [age_key]
+
+
+def test_symlinked_plain_dir_into_git_is_refused(tmp_path: Path, write_fleet: WriteFleet,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    (repo / "dest").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (tmp_path / "link").symlink_to(repo / "dest")
+    monkeypatch.setenv("K10_TOKEN", new_token())
+    data = example_fleet()
+    data["spec"]["tokens"] = {"mode": "plain", "store": "env://K10_TOKEN"}
+    result = run_cli("inject", write_fleet(data), "--plain-dir", tmp_path / "link")
+    assert result.exit_code == 2 and "inside the Git work tree" in result.output
+    assert list((repo / "dest").iterdir()) == []
+
+
+def test_bad_options_are_usage_or_store_errors(fleet_repo: tuple[Path, Path, str],
+                                               tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet, out, _ = fleet_repo
+    missing = run_cli("status", fleet, "--from", f"edge-1={tmp_path / 'nope.json'}")
+    assert missing.exit_code == 2 and "cannot read" in missing.output
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
+    binary = run_cli("token", "import", fleet, "--from", tmp_path / "binary.json")
+    assert binary.exit_code == 2
+    monkeypatch.setenv("K10FLEET_STORE_TIMEOUT", "soon")
+    timeout = run_cli("inject", fleet, "-o", out)
+    assert timeout.exit_code == 3 and "K10FLEET_STORE_TIMEOUT" in timeout.output

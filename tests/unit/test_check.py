@@ -57,12 +57,16 @@ def edit_yaml(path: Path, change: Callable[[dict], None]) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def test_clean_tree_passes_without_kubeconform(tree: Path) -> None:
+def test_clean_tree_passes_without_kubeconform(tree: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     report = check(tree)
     assert errors_of(report) == []
     assert len(report.documents) == 17  # 12 cluster documents, 4 Applications, 1 kustomization
-    assert report.kubeconform_binary is None
-    assert any("kubeconform not found" in n for n in report.notes)
+    assert report.kubeconform_binary is None and report.notes == []  # --kubeconform off
+    monkeypatch.setenv("PATH", "/nonexistent")
+    auto = check(tree, kubeconform=None)  # type: ignore[arg-type]
+    assert errors_of(auto) == []
+    assert any("kubeconform not found" in n for n in auto.notes)
 
 
 def test_clean_tree_passes_with_kubeconform(tree: Path) -> None:
@@ -349,3 +353,51 @@ def test_kustomize_build_sets_ksops_generators_aside(tree: Path) -> None:
                            check=False)
     assert plain.returncode != 0 and "external plugins disabled" in plain.stderr
     assert errors_of(check(tree, kustomize=True)) == []
+
+
+def test_plaintext_hidden_json_list_and_generator_secrets_are_caught(tree: Path) -> None:
+    edge = tree / "clusters/edge-1"
+    plain = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+             "stringData": {"token": "hunter2"}}
+    (edge / ".hidden.yaml").write_text(yaml.safe_dump(plain))
+    (edge / "s.json").write_text(json.dumps({**plain, "metadata": {"name": "j"}}))
+    (edge / "list.yaml").write_text(yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "List", "items": [{**plain, "metadata": {"name": "l"}}]}))
+    edit_yaml(edge / "kustomization.yaml", lambda d: d.update({
+        "resources": [*d["resources"], ".hidden.yaml", "s.json", "list.yaml"],
+        "secretGenerator": [{"name": "gen", "literals": ["token=hunter2"]}]}))
+    errors = errors_of(check(tree))
+    assert sum("holds a plaintext value" in e for e in errors) == 3
+    assert any("secretGenerator 'gen' builds a Secret from plaintext" in e for e in errors)
+    assert not any("hunter2" in e for e in errors)
+
+
+def test_go_yaml_booleans_and_odd_shapes_do_not_crash(tree: Path) -> None:
+    edge = tree / "clusters/edge-2"
+    (edge / "odd.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: n\n"
+                                   "data:\n  1: 2\n")
+    edit_yaml(edge / "kustomization.yaml", lambda d: d.update({"components": 5}))
+    os.mkfifo(edge / "pipe.yaml")
+    bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
+    for index, name in enumerate("bcdefg"):
+        bomb.append(f"{name}: &{name} [" + ",".join(["*" + "abcdefg"[index]] * 10) + "]")
+    (edge / "bomb.yaml").write_text("\n".join(bomb) + "\n")
+    errors = errors_of(check(tree))
+    text = "\n".join(errors)
+    assert "pipe.yaml:1: not a regular file" in text
+    assert "bomb.yaml:1: aliases expand to more than" in text
+    assert "components must be a list" in text
+    assert "odd.yaml" in text and "internal error" not in text
+
+
+def test_kubeconform_findings_on_unmatched_objects_are_kept(tree: Path, tmp_path: Path) -> None:
+    report = {"resources": [{"filename": str(tree / "clusters/x.yaml"), "kind": "ConfigMap",
+                             "name": "", "status": "statusInvalid", "msg": "",
+                             "validationErrors": [{"path": "/metadata/name",
+                                                   "msg": "got boolean, want string"}]}]}
+    stand_in = tmp_path / "kubeconform"
+    stand_in.write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(report)}\nEOF\n")
+    stand_in.chmod(0o755)
+    findings = check(tree, kubeconform=str(stand_in)).findings
+    assert [f.as_text() for f in findings] == [
+        f"{tree}/clusters/x.yaml:1: ConfigMap: got boolean, want string [kubeconform]"]

@@ -1,4 +1,5 @@
-"""The fast YAML path must mean exactly what PyYAML (YAML 1.1, like Kubernetes tools) means."""
+"""The fast YAML path must mean exactly what the YAML 1.1 reference loader means (PyYAML plus
+Go YAML's y/n booleans, as kubectl reads them)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ TOKENS = [
 
 def both(text: str) -> tuple[Any, Any]:
     try:
-        reference: Any = yaml.load(text, Loader=yaml.CSafeLoader)
+        reference: Any = yaml.load(text, Loader=fastyaml._KubeLoader)
     except yaml.YAMLError as e:
         reference = ("error", type(e).__name__)
     try:
@@ -71,3 +72,16 @@ def test_generated_files_take_the_fast_path() -> None:
          "data": {"cluster-name": "edge-1", "allow": "true", "n": 3}})
     assert fastyaml.fast_path_safe(text)
     assert not fastyaml.fast_path_safe("a: yes\n")
+
+
+def test_y_and_n_are_booleans_like_kubectl_reads_them() -> None:
+    assert fastyaml.load("a: n\nb: Y\nc: 'n'\n") == {"a": False, "b": True, "c": "n"}
+
+
+def test_alias_bomb_is_refused() -> None:
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
+    for index, name in enumerate("bcdefg"):
+        previous = "abcdefg"[index]
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 10) + "]")
+    with pytest.raises(fastyaml.TooLarge):
+        fastyaml.load("\n".join(lines) + "\n")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pyrage  # noqa: E402
-import yaml  # noqa: E402
+import pyrage
+import yaml
 
-from benchmarks.make_fleet import make_fleet  # noqa: E402
-from tests.conftest import OpenBao  # noqa: E402
+from benchmarks.make_fleet import make_fleet
+from tests.conftest import OpenBao
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -60,6 +62,9 @@ def handle_errors(func: F) -> F:
             ctx.exit(e.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # the reader went away (| head): nothing left to say
+            sys.stderr.close()
+            ctx.exit(1)
         except Exception as e:
             if debug:
                 traceback.print_exc()
@@ -82,23 +87,28 @@ def main(debug: bool) -> None:
 
 
 @main.command()
-@FLEET_ARGUMENT
+@click.argument("fleets", nargs=-1, metavar="[FLEET]...", type=click.Path(dir_okay=False))
 @FORMAT_OPTION
 @handle_errors
-def validate(fleet: str, output_format: str) -> None:
-    """Check FLEET (default ./fleet.yaml) against the schema and the fleet rules."""
+def validate(fleets: tuple[str, ...], output_format: str) -> None:
+    """Check each FLEET (default ./fleet.yaml) against the schema and the fleet rules."""
     from generator import pipeline
 
-    result = pipeline.validate(fleet)
+    results = [pipeline.validate(fleet) for fleet in fleets or ("fleet.yaml",)]
     if output_format == "json":
-        click.echo(problems_as_json(result.problems, file=fleet))
+        if len(results) == 1:
+            click.echo(problems_as_json(results[0].problems, file=results[0].file))
+        else:
+            click.echo("[" + ",\n".join(problems_as_json(r.problems, file=r.file)
+                                         for r in results) + "]")
     else:
-        _echo_problems(result.problems, err=False)
-        if result.fleet is not None:
-            count = len(result.fleet.clusters)
-            click.echo(f"{fleet}: valid fleet {result.fleet.name} "
-                       f"({count} cluster{'s' if count != 1 else ''})")
-    if not result.valid:
+        for result in results:
+            _echo_problems(result.problems, err=False)
+            if result.fleet is not None:
+                count = len(result.fleet.clusters)
+                click.echo(f"{result.file}: valid fleet {result.fleet.name} "
+                           f"({count} cluster{'s' if count != 1 else ''})")
+    if not all(r.valid for r in results):
         raise click.exceptions.Exit(1)
 
 
@@ -204,8 +214,9 @@ def token() -> None:
 @click.option("--from", "source", default="-", show_default=True, metavar="FILE|-",
               help="kubectl get secret <joinTokenSecret> -n kasten-io-mc -o json (or yaml) "
                    "output; - reads stdin.")
+@FORMAT_OPTION
 @handle_errors
-def token_import(fleet: str, source: str) -> None:
+def token_import(fleet: str, source: str, output_format: str) -> None:
     """Store the primary's join token in the fleet's store (never printed)."""
     from generator import tokens
 
@@ -220,6 +231,10 @@ def token_import(fleet: str, source: str) -> None:
                                  param_hint="--from") from None
     loaded, with_endpoint = tokens.import_token(fleet, text, "<stdin>" if source == "-"
                                                 else source)
+    if output_format == "json":
+        click.echo(json.dumps({"stored": ["token", *(["endpoint"] if with_endpoint else [])],
+                               "store": loaded.tokens.store, "primary": loaded.primary.name}))
+        return
     extra = " and endpoint" if with_endpoint else ""
     click.echo(f"stored the join token{extra} of {loaded.primary.name} in {loaded.tokens.store}")
 
@@ -232,12 +247,21 @@ def token_import(fleet: str, source: str) -> None:
               help="age recipient(s) for sops mode; default: the nearest .sops.yaml above DIR.")
 @click.option("--plain-dir", type=click.Path(file_okay=False),
               help="plain mode: folder (outside any Git work tree) for plaintext Secrets.")
+@FORMAT_OPTION
 @handle_errors
-def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None) -> None:
+def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None,
+           output_format: str) -> None:
     """Fill every secondary's mc-join Secret with the join token from the store."""
     from generator import tokens
 
     outcome = tokens.inject(fleet, out_dir, age=age, plain_dir=plain_dir)
+    if output_format == "json":
+        click.echo(json.dumps({
+            "plain_files": outcome.plain_files, "encryptions": outcome.encryptions,
+            "unchanged": outcome.kept,
+            "written": outcome.written.written if outcome.written else [],
+        }, indent=2))
+        return
     if outcome.plain_files:
         click.echo(f"wrote {len(outcome.plain_files)} plaintext join files (0600) to "
                    f"{plain_dir}; apply each against its secondary, then delete them:")
@@ -274,3 +298,99 @@ def status(fleet: str, sources: tuple[str, ...], output_format: str) -> None:
     results = tokens.collect_status(fleet, given)
     click.echo(tokens.status_as_json(results) if output_format == "json"
                else tokens.status_table(results))
+
+
+@main.command()
+def schema() -> None:
+    """Print the fleet.yaml JSON Schema (for editors and the YAML language server)."""
+    from generator.resources import data_dir
+
+    click.echo((data_dir("schemas") / "fleet.schema.json").read_text(encoding="utf-8"), nl=False)
+
+
+@main.command()
+@click.argument("path", default="fleet.yaml", type=click.Path(dir_okay=False))
+@click.option("--name", help="Fleet name (DNS-1123 label).")
+@click.option("--primary", help="The primary cluster's name.")
+@click.option("--ingress", help="The primary's dashboard URL, e.g. https://primary.example.com/k10.")
+@click.option("--secondary", "secondaries", multiple=True, help="A secondary's name (repeatable).")
+@click.option("--k10-version", "version", default="7.5.2", show_default=True)
+@click.option("--engine", type=click.Choice(["argocd", "flux", "none"]), default="argocd",
+              show_default=True)
+@click.option("--token-mode", type=click.Choice(["sops", "external-secrets", "vault-plugin",
+                                                 "plain"]), default="sops", show_default=True)
+@click.option("--store", default="", help="Secret store URI (default vault://secret/k10fleet/NAME).")
+@click.option("--repo-url", default="", help="Git repository the engine follows.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@FORMAT_OPTION
+@handle_errors
+def init(path: str, name: str | None, primary: str | None, ingress: str | None,
+         secondaries: tuple[str, ...], version: str, engine: str, token_mode: str, store: str,
+         repo_url: str, force: bool, output_format: str) -> None:
+    """Create a commented fleet.yaml from flags, or by asking on a terminal."""
+    from generator.scaffold import Answers, scaffold_text, write_fleet
+
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if interactive:
+        name = name or click.prompt("Fleet name", default="demo")
+        primary = primary or click.prompt("Primary cluster name", default="primary-1")
+        ingress = ingress or click.prompt("Primary dashboard URL",
+                                          default=f"https://{primary}.example.com/k10")
+        if not secondaries:
+            listed = click.prompt("Secondary cluster names (comma-separated)", default="edge-1")
+            secondaries = tuple(s.strip() for s in listed.split(",") if s.strip())
+        if engine in ("argocd", "flux") and not repo_url:
+            repo_url = click.prompt("Git repository URL the engine follows")
+    missing = [flag for flag, value in (("--name", name), ("--primary", primary),
+                                        ("--ingress", ingress)) if not value]
+    if engine in ("argocd", "flux") and not repo_url:
+        missing.append("--repo-url")
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (or run on a terminal to be asked)")
+    assert name and primary and ingress
+    text = scaffold_text(Answers(name=name, primary=primary, ingress=ingress,
+                                 secondaries=list(secondaries), version=version, engine=engine,
+                                 token_mode=token_mode, store=store, repo_url=repo_url))
+    write_fleet(path, text, force=force)
+    if output_format == "json":
+        click.echo(json.dumps({"created": path}))
+    else:
+        click.echo(f"created {path}; next: k10fleet validate {path} && k10fleet render {path}")
+
+
+@main.command()
+@FLEET_ARGUMENT
+@click.option("-o", "--output", "out_dir", default="output", show_default=True,
+              type=click.Path(file_okay=False), help="Directory of the rendered tree.")
+@click.option("--color/--no-color", default=None,
+              help="Colour the diff (default: on a terminal, unless NO_COLOR is set).")
+@FORMAT_OPTION
+@handle_errors
+def diff(fleet: str, out_dir: str, color: bool | None, output_format: str) -> None:
+    """Show, as a unified diff, what render would change; exit 1 when it would change anything."""
+    from generator import pipeline
+
+    _, changes = pipeline.diff(fleet, out_dir)
+    if output_format == "json":
+        click.echo(json.dumps([{"path": c.path, "status": c.status, "diff": c.diff}
+                               for c in changes], indent=2))
+    else:
+        if color is None:
+            color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        for change in changes:
+            for line in change.diff.splitlines():
+                style: dict[str, Any] | None = None
+                if line.startswith(("+++", "---")):
+                    style = {"bold": True}
+                elif line.startswith("+"):
+                    style = {"fg": "green"}
+                elif line.startswith("-"):
+                    style = {"fg": "red"}
+                elif line.startswith("@@"):
+                    style = {"fg": "cyan"}
+                click.echo(click.style(line, **style) if color and style else line,
+                           color=color)
+        if not changes:
+            click.echo(f"{out_dir} is up to date with {fleet}")
+    if changes:
+        raise click.exceptions.Exit(1)

@@ -129,3 +129,43 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
     else:
         outcome.written = write_tree(out_dir, files, meta)
     return outcome
+
+
+@dataclass
+class FileDiff:
+    path: str
+    status: str  # missing | differs | extra
+    diff: str
+
+
+def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
+    """Unified diffs of what ``render`` would change (the human form of ``render --check``)."""
+    import difflib
+
+    fleet, _ = load_fleet(fleet_path)
+    guard_output_dir(out_dir, fleet_path)
+    old = read_manifest(out_dir)
+    files, clusters = desired_files(fleet, out_dir, old)
+    meta = manifest_meta(fleet, clusters)
+    drift = diff_tree(out_dir, files, meta)
+    desired = {**files}
+
+    def text_of(path: str) -> list[str]:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                return handle.read().splitlines(keepends=True)
+        except OSError:
+            return []
+
+    result = []
+    for status, paths in (("missing", drift.missing), ("differs", drift.differing),
+                          ("extra", drift.extra)):
+        for rel in paths:
+            if rel == MANIFEST:
+                continue  # bookkeeping: its changes follow from the files'
+            current = [] if status == "missing" else text_of(os.path.join(out_dir, rel))
+            wanted = (desired[rel].content.decode(errors="replace").splitlines(keepends=True)
+                      if rel in desired else [])
+            lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
+            result.append(FileDiff(rel, status, "".join(lines) or f"(mode of {rel} differs)\n"))
+    return fleet, result

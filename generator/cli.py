@@ -300,6 +300,11 @@ def status(fleet: str, sources: tuple[str, ...], output_format: str) -> None:
                else tokens.status_table(results))
 
 
+def _interactive() -> bool:
+    """Prompts only for a person at a terminal, never in CI or pipes."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 @main.command()
 def schema() -> None:
     """Print the fleet.yaml JSON Schema (for editors and the YAML language server)."""
@@ -330,8 +335,7 @@ def init(path: str, name: str | None, primary: str | None, ingress: str | None,
     """Create a commented fleet.yaml from flags, or by asking on a terminal."""
     from generator.scaffold import Answers, scaffold_text, write_fleet
 
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    if interactive:
+    if _interactive():
         name = name or click.prompt("Fleet name", default="demo")
         primary = primary or click.prompt("Primary cluster name", default="primary-1")
         ingress = ingress or click.prompt("Primary dashboard URL",

@@ -175,8 +175,9 @@ def test_diff_shows_what_render_would_change(write_fleet: WriteFleet, tmp_path: 
         "differs"
 
 
-@pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F"),
-                                               ("zsh", "compdef"), ("fish", "complete --no-files --command k10fleet")])
+@pytest.mark.parametrize(("shell", "marker"), [
+    ("bash", "complete -o nosort -F"), ("zsh", "compdef"),
+    ("fish", "complete --no-files --command k10fleet")])
 def test_shell_completion_scripts(shell: str, marker: str) -> None:
     done = subprocess.run([sys.executable, "-m", "generator"], capture_output=True, text=True,
                           check=False, env={**os.environ, "PYTHONPATH": str(REPO),

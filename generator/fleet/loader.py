@@ -37,13 +37,14 @@ class LoadLimits:
     max_nodes: int = 3_000_000
     max_alias_nodes: int = 100_000
     max_depth: int = 64
+    max_items: int = 50_000  # entries of one list or mapping (10,000-cluster fleets fit)
 
     @classmethod
     def from_env(cls) -> LoadLimits:
         """Read overrides from ``K10FLEET_MAX_BYTES`` and friends."""
         base = cls()
         values: dict[str, int] = {}
-        for name in ("max_bytes", "max_nodes", "max_alias_nodes", "max_depth"):
+        for name in ("max_bytes", "max_nodes", "max_alias_nodes", "max_depth", "max_items"):
             raw = os.environ.get("K10FLEET_" + name.upper())
             values[name] = int(raw) if raw and raw.isdigit() else getattr(base, name)
         return cls(**values)
@@ -189,6 +190,9 @@ class _Builder:
         items: list[Any] = []
         size = 1
         while not self.loader.check_event(yaml.SequenceEndEvent):
+            if len(items) >= self.limits.max_items:
+                raise self.fail(self.loader.peek_event(), "list has more than "
+                                f"{self.limits.max_items} entries (limit K10FLEET_MAX_ITEMS)")
             value, child_size = self.build((*path, len(items)))
             items.append(value)
             size += child_size
@@ -201,6 +205,9 @@ class _Builder:
         first_marks: dict[Any, Mark] = {}
         size = 1
         while not self.loader.check_event(yaml.MappingEndEvent):
+            if len(result) >= self.limits.max_items:
+                raise self.fail(self.loader.peek_event(), "mapping has more than "
+                                f"{self.limits.max_items} entries (limit K10FLEET_MAX_ITEMS)")
             key_event = self.loader.get_event()
             if not isinstance(key_event, yaml.ScalarEvent):
                 raise self.fail(key_event, "mapping keys must be plain scalars")

@@ -133,6 +133,15 @@ def versions(doc: LoadedDocument) -> Iterator[Problem]:
     """Every K10 version in play must be 6.5.0 or newer; mixing across 6.5.14 is flagged."""
     reported: set[JsonPath] = set()
     parsed: list[tuple[JsonPath, K10Version]] = []
+    fleet_default = ("spec", "kasten", "version")
+    raw_default = _get(doc.data, *fleet_default)
+    default = K10Version.parse(raw_default) if isinstance(raw_default, str) else None
+    if default is not None and default < FIRST_SUPPORTED:  # wrong even where overridden
+        reported.add(fleet_default)
+        yield doc.problem(fleet_default, f"K10 {default} is older than {FIRST_SUPPORTED}, the "
+                          "first release with declarative Multi-Cluster setup; use the "
+                          f"k10multicluster tool instead ({K10MULTICLUSTER_DOCS}) or upgrade",
+                          rule="version")
     for path, _cluster in clusters(doc):
         where, raw = effective_version(doc, path)
         version = K10Version.parse(raw) if isinstance(raw, str) else None

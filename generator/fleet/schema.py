@@ -136,6 +136,8 @@ def schema_problems(doc: LoadedDocument) -> list[Problem]:
     problems: list[Problem] = []
     for error in _validator().iter_errors(doc.data):
         problems.extend(_problems_for(doc, error))
+        if len(problems) > 5000:  # enough to report; the rest would only cost time
+            break
     if not problems and _fast_validator() is not None:
         # The two engines disagree: never let that pass silently.
         problems = [doc.problem(tuple(e.instance_path), e.message, rule="schema")

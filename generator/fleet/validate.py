@@ -27,6 +27,8 @@ from generator.fleet.schema import schema_problems
 from generator.merge import deep_merge
 from generator.problems import Problem, has_errors
 
+MAX_PROBLEMS = 1000
+
 
 @dataclass
 class ValidationResult:
@@ -44,6 +46,12 @@ class ValidationResult:
 def validate_document(doc: LoadedDocument) -> ValidationResult:
     problems = doc.problems + schema_problems(doc) + rule_problems(doc)
     problems = sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message))
+    if len(problems) > MAX_PROBLEMS:  # a broken 10,000-cluster file must not flood the terminal
+        extra = len(problems) - MAX_PROBLEMS
+        last = problems[MAX_PROBLEMS - 1]
+        problems = [*problems[:MAX_PROBLEMS], Problem(
+            doc.file, last.line, last.column, "", f"... and {extra} more problems", "error",
+            "limit")]
     result = ValidationResult(doc.file, problems)
     if result.valid:
         result.fleet = build_fleet(doc.data, doc.file)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from generator.check import fastyaml
+from generator import fastyaml
 from generator.check.findings import Finding
 from generator.errors import InvalidInput
 from generator.fleet.loader import LoadLimits, load_yaml_bytes

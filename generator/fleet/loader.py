@@ -9,11 +9,13 @@ depth and size, and turn every failure into a ``Problem`` instead of a traceback
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from generator import fastyaml
 from generator.errors import InvalidInput
 from generator.problems import JsonPath, Problem, format_json_path
 
@@ -62,9 +64,14 @@ class LoadedDocument:
     marks: dict[JsonPath, Mark] = field(default_factory=dict)
     key_marks: dict[JsonPath, Mark] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)  # found while loading, not fatal
+    # Fast loads carry no marks; the first ``locate`` reads the file again with them.
+    remark: Callable[[], LoadedDocument] | None = field(default=None, repr=False)
 
     def locate(self, path: JsonPath, *, key: bool = False) -> Mark:
         """Best position for ``path``: the key itself if asked, else the value, else a parent."""
+        if self.remark is not None:
+            marked, self.remark = self.remark(), None
+            self.marks, self.key_marks = marked.marks, marked.key_marks
         if key and path in self.key_marks:
             return self.key_marks[path]
         probe = tuple(path)
@@ -266,9 +273,46 @@ def _tab_at(text: str, mark: yaml.Mark | None) -> bool:
     return mark.line < len(lines) and lines[mark.line][mark.column: mark.column + 1] == "\t"
 
 
+def _within_limits(data: Any, limits: LoadLimits) -> bool:
+    """The bounds the marked loader enforces, checked on fast-path data."""
+    nodes = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if nodes > limits.max_nodes or depth > limits.max_depth:
+            return False
+        if isinstance(item, dict):
+            if len(item) > limits.max_items:
+                return False
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            if len(item) > limits.max_items:
+                return False
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
 def load_yaml_bytes(raw: bytes, file: str, limits: LoadLimits | None = None) -> LoadedDocument:
-    """Parse one YAML document holding a mapping; raise ``InvalidInput`` with located problems."""
+    """Parse one YAML document holding a mapping; raise ``InvalidInput`` with located problems.
+
+    Valid-looking text takes the fast path (see ``generator.fastyaml``) and gets its marks
+    only if a problem needs a location; anything else is read by the marked loader.
+    """
     limits = limits or LoadLimits()
+    if len(raw) <= limits.max_bytes and not raw.startswith(b"\xef\xbb\xbf"):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        data = fastyaml.load_plain(text) if text else None
+        if isinstance(data, dict) and data and _within_limits(data, limits):
+            return LoadedDocument(file=file, data=data,
+                                  remark=lambda: _load_marked(raw, file, limits))
+    return _load_marked(raw, file, limits)
+
+
+def _load_marked(raw: bytes, file: str, limits: LoadLimits) -> LoadedDocument:
     if len(raw) > limits.max_bytes:
         raise InvalidInput([Problem(file, 1, 1, "", f"file is {len(raw)} bytes, more than the "
                                     f"limit of {limits.max_bytes} (K10FLEET_MAX_BYTES)",

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
-from generator.check import fastyaml
+from generator import fastyaml
 from tests.unit.test_yamlout import HOSTILE
 
 TOKENS = [
     "yes", "No", "ON", "off", "y", "N", "true", "False", "null", "~", "1", "-2", "0", "3.25",
     "1e3", "1.0e3", "0777", "0o17", "0x1F", "1_000", "10:30", "190:20:30", "2024-01-01",
     "2024-01-01T10:00:00Z", "+1", ".5", "-.inf", ".NaN", "99999999999999999999", "00",
-    "plain", "two words", "edge-1", "https://h.example.com/k10", "a:b", "=", "<<",
+    "7.5.2", "1.2.3.4", "6.5", "01.2.3", "plain", "two words", "edge-1", "https://h.example.com/k10", "a:b", "=", "<<",
     "'quoted yes'", '"double 1e3"', '"esc\\x85aped"', "!!str 5", "&a x", "*a", "|\n  block yes",
     ">-\n  folded 10:30", "[yes, 1e3, 3]", "{a: on, b: 2}", "é😀", "a\u2028b", "@at", "`tick",
 ]

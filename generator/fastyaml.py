@@ -29,7 +29,8 @@ except AttributeError:  # pragma: no cover
 
 _SET_ASIDE = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\n]|\'\')*\'|(?:^|[ \t])#[^\n]*', re.M)
 _END = r"(?=:?(?:\s|$)|[\]},])"
-_PURE_NUMBER = r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?"
+# plain decimals, and dotted versions (7.5.2: a string to every reader)
+_PURE_NUMBER = r"(?:-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?|[0-9]{1,9}(?:\.[0-9]{1,9}){2,})"
 _RISKY = re.compile(
     rf"[\s\[{{,](?:(?i:y|n|yes|no|on|off){_END}"  # YAML 1.1 booleans
     rf"|(?!{_PURE_NUMBER}{_END})[-+.]?[0-9])"  # dates, octal, 1e3, 1_000, 10:30, big ints...
@@ -76,6 +77,21 @@ def fast_path_safe(text: str) -> bool:
         return False
     # cheap first look at the raw text; only on a hit set quoted strings and comments aside
     return not _RISKY.search("\n" + text) or not _RISKY.search("\n" + _SET_ASIDE.sub(" ", text))
+
+
+_DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)(?:\s|$)", re.MULTILINE)
+
+
+def load_plain(text: str) -> Any:
+    """The fast path alone, for callers with their own slow path (the fleet loader):
+    returns None when the text is not provably safe or the fast parser declines it.
+    Document markers are declined too: several documents must reach the slow path."""
+    if not fast_path_safe(text) or _DOCUMENT_MARKER.search(text):
+        return None
+    try:
+        return _ryaml.loads(text)
+    except Exception:
+        return None
 
 
 def load(text: str) -> Any:

@@ -75,10 +75,39 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _Progress:
+    """A one-line counter on stderr for long runs, only for a person at a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < 2000 and not self.shown:
+            return  # small runs finish before a counter helps
+        self.shown = True
+        end = "\n" if done >= total else ""
+        click.echo(f"\r{self.label}: {done}/{total}", err=True, nl=False)
+        if end:
+            click.echo("", err=True)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def progress_for(label: str) -> _Progress | None:
+    ctx = click.get_current_context()
+    if ctx.find_root().params.get("quiet") or not _stderr_is_terminal():
+        return None
+    return _Progress(label)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="k10fleet")
 @click.option("--debug", is_flag=True, help="Show tracebacks, for bug reports.")
-def main(debug: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress display on long runs.")
+def main(debug: bool, quiet: bool) -> None:
     """Declarative Veeam Kasten K10 multi-cluster fleets for GitOps.
 
     Reads fleet.yaml, validates it and renders per-cluster Helm values and
@@ -124,7 +153,7 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
     """Render FLEET into the GitOps tree (default ./output)."""
     from generator import pipeline
 
-    outcome = pipeline.render(fleet, out_dir, check=check)
+    outcome = pipeline.render(fleet, out_dir, check=check, progress=progress_for("writing"))
     if output_format == "json":
         report: dict[str, Any] = {"fleet": outcome.fleet.name, "output": out_dir,
                                   "warnings": [p.as_text() for p in outcome.warnings],
@@ -194,7 +223,8 @@ def check(directory: str, output_format: str, kubernetes_version: str,
     result = run_check(CheckOptions(
         root=directory, kubernetes_version=kubernetes_version,
         schema_locations=list(schema_locations), strict=strict, k10_chart=k10_chart,
-        kubeconform=kubeconform_option, kustomize=kustomize, fleet=fleet))
+        kubeconform=kubeconform_option, kustomize=kustomize, fleet=fleet),
+        progress=progress_for("checking"))
     for note in result.notes:
         click.echo(f"k10fleet: {note}", err=True)
     render_report = {"text": reporters.as_text, "json": reporters.as_json,

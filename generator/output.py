@@ -22,7 +22,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -267,8 +267,11 @@ def remove_stale_staging(out_dir: str) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
+Progress = Callable[[int, int], None]
+
+
 def _stage(out_dir: str, stage: str, desired: Mapping[str, FileSpec], changed: set[str],
-           old: Manifest, result: WriteResult) -> None:
+           old: Manifest, result: WriteResult, progress: Progress | None = None) -> None:
     made: set[str] = {""}
 
     def ensure_dir(rel: str) -> None:
@@ -315,7 +318,9 @@ def _stage(out_dir: str, stage: str, desired: Mapping[str, FileSpec], changed: s
             if rel not in dirs_with_files:
                 ensure_dir(rel)
     umask = _current_umask()
-    for rel, spec in sorted(desired.items()):
+    for index, (rel, spec) in enumerate(sorted(desired.items())):
+        if progress is not None and index % 500 == 0:
+            progress(index, len(desired))
         if rel in keep_links:
             result.unchanged += 1
             continue
@@ -325,7 +330,8 @@ def _stage(out_dir: str, stage: str, desired: Mapping[str, FileSpec], changed: s
             result.written.append(rel)
 
 
-def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any]) -> WriteResult:
+def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any],
+               progress: Progress | None = None) -> WriteResult:
     """Make ``out_dir`` hold exactly ``files`` (plus the user's own files), atomically."""
     _check_paths(files)
     desired = _desired(files, meta)
@@ -341,7 +347,9 @@ def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, A
         result = WriteResult()
         try:
             changed = set(drift.missing) | set(drift.differing)
-            _stage(out_dir, stage, desired, changed, old, result)
+            _stage(out_dir, stage, desired, changed, old, result, progress)
+            if progress is not None:
+                progress(len(desired), len(desired))
             if os.path.isdir(out_dir):
                 os.chmod(stage, stat.S_IMODE(os.stat(out_dir).st_mode))
                 if not exchange(stage, out_dir):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from generator.errors import UsageFailure
@@ -116,7 +117,8 @@ def manifest_meta(fleet: Fleet, clusters: dict[str, dict[str, str]]) -> dict[str
 
 
 def render(fleet_path: str, out_dir: str, *, check: bool = False,
-           limits: LoadLimits | None = None) -> RenderOutcome:
+           limits: LoadLimits | None = None,
+           progress: Callable[[int, int], None] | None = None) -> RenderOutcome:
     """Validate, render and either write the tree or (``check``) report its drift."""
     fleet, warnings = load_fleet(fleet_path, limits)
     guard_output_dir(out_dir, fleet_path)
@@ -127,7 +129,7 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
     if check:
         outcome.drift = diff_tree(out_dir, files, meta)
     else:
-        outcome.written = write_tree(out_dir, files, meta)
+        outcome.written = write_tree(out_dir, files, meta, progress)
     return outcome
 
 

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,7 +233,8 @@ def _is_ksops(path: str) -> bool:
     return isinstance(data, dict) and (data.get("apiVersion"), data.get("kind")) == KSOPS
 
 
-def run_check(options: CheckOptions) -> CheckReport:
+def run_check(options: CheckOptions,
+              progress: Callable[[int, int], None] | None = None) -> CheckReport:
     """Check the tree at ``options.root``; findings are data, nothing is printed."""
     root = options.root
     if not os.path.isdir(root):
@@ -260,8 +262,12 @@ def run_check(options: CheckOptions) -> CheckReport:
     # files already read above need no second parse when a kustomization lists them
     parsed = {d.rel for d in documents} | {
         os.path.relpath(f.file, root).replace(os.sep, "/") for f in findings}
-    for doc in documents:
+    for index, doc in enumerate(documents):
+        if progress is not None and index % 500 == 0:
+            progress(index, len(documents))
         findings.extend(checker.document(doc, engine, encrypted, parsed))
+    if progress is not None:
+        progress(len(documents), len(documents))
     if process is not None:
         findings = _merge(findings, kubeconform.collect(process), documents, root,
                           options.strict)

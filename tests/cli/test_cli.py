@@ -219,3 +219,25 @@ def test_refuses_to_take_over_a_foreign_directory(write_fleet: WriteFleet,
     assert result.exit_code == 2
     assert "not empty and was not written by k10fleet" in result.output
     assert os.stat(foreign / ".ssh").st_mode & 0o777 == 0o700
+
+
+def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import generator.cli as cli
+
+    shown: list[str] = []
+    monkeypatch.setattr(cli.click, "echo", lambda message="", **kw: shown.append(str(message)))
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    from click.testing import CliRunner
+
+    fleet = tmp_path / "big.yaml"
+    from benchmarks.make_fleet import make_fleet
+
+    fleet.write_text(yaml.safe_dump(make_fleet(800)))
+    CliRunner().invoke(cli.main, ["render", str(fleet), "-o", str(tmp_path / "out")])
+    assert any(m.startswith("\\rwriting: ") for m in shown)
+    shown.clear()
+    CliRunner().invoke(cli.main, ["--quiet", "render", str(fleet), "-o", str(tmp_path / "o2")])
+    assert not any("writing:" in m for m in shown)
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: False)
+    CliRunner().invoke(cli.main, ["render", str(fleet), "-o", str(tmp_path / "o3")])
+    assert not any("writing:" in m for m in shown)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import KUBECTL, REPO, example_fleet, run_cli, tree_bytes
@@ -234,7 +235,7 @@ def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
     fleet.write_text(yaml.safe_dump(make_fleet(800)))
     CliRunner().invoke(cli.main, ["render", str(fleet), "-o", str(tmp_path / "out")])
-    assert any(m.startswith("\\rwriting: ") for m in shown)
+    assert any(m.startswith("\rwriting: ") for m in shown)
     shown.clear()
     CliRunner().invoke(cli.main, ["--quiet", "render", str(fleet), "-o", str(tmp_path / "o2")])
     assert not any("writing:" in m for m in shown)

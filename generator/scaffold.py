@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.loader import load_yaml_bytes
 from generator.fleet.validate import validate_document
 from generator.render.templates import render_template
+from generator.tools import atomic_write
 
 SCHEMA_URL = "./schemas/fleet.schema.json"
 
@@ -44,15 +44,5 @@ def write_fleet(path: str, text: str, *, force: bool) -> None:
     """Create ``path``; an existing file is replaced only with ``force``."""
     if os.path.exists(path) and not force:
         raise UsageFailure(f"{path} exists; use --force to overwrite it")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".k10fleet-init-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, text.encode(), 0o644)

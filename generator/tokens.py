@@ -40,6 +40,7 @@ from generator.render.templates import object_meta
 from generator.render.yamlout import dump
 from generator.secrets.base import ENDPOINT_KEY, TOKEN_KEY, StoreError, open_store, optional
 from generator.secrets.sops import find_sops_config, run_sops
+from generator.tools import atomic_write
 
 ENCRYPTED_REGEX = "^(data|stringData)$"
 _AGE_RECIPIENT = re.compile(r"age1[0-9a-z]{58}\Z")
@@ -282,16 +283,7 @@ def _write_plain(fleet: Fleet, plain_dir: str, joined: JoinToken) -> list[str]:
     written = []
     for secondary in _join_targets(fleet):
         target = os.path.join(plain_dir, f"{secondary.name}.yaml")
-        fd, tmp = tempfile.mkstemp(dir=plain_dir, prefix=".k10fleet-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(_plain_documents(fleet, secondary, joined))
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(target, _plain_documents(fleet, secondary, joined).encode(), 0o600)
         written.append(target)
     return written
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from generator.errors import EnvironmentFailure
 
@@ -35,6 +35,22 @@ class SecretStore(Protocol):
     def put(self, key: str, value: str) -> None:
         """Store ``value`` under ``key``, keeping other keys; raises ``StoreError``."""
         ...
+
+
+class MappingStore:
+    """Stores that hold one mapping in a file; subclasses say how to read it."""
+
+    name: str
+    path: str
+
+    def _read(self, *, missing_ok: bool = False) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def get(self, key: str) -> str:
+        value = self._read().get(key)
+        if value in (None, ""):
+            raise MissingKey(self.name, f"{self.path} has no {key!r}")
+        return str(value)
 
 
 # scheme -> "module:class"; modules are imported only when their scheme is used

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from typing import Any
 
 import yaml
 
-from generator.secrets.base import MissingKey, StoreError
+from generator.secrets.base import MappingStore, StoreError
+from generator.tools import atomic_write
 
 
-class FileStore:
+class FileStore(MappingStore):
     def __init__(self, uri: str, path: str) -> None:
         self.name = uri
         self.path = os.path.expanduser(path)
@@ -43,25 +43,10 @@ class FileStore:
             raise StoreError(self.name, f"{self.path} must hold a mapping with key 'token'")
         return data
 
-    def get(self, key: str) -> str:
-        value = self._read().get(key)
-        if value in (None, ""):
-            raise MissingKey(self.name, f"{self.path} has no {key!r}")
-        return str(value)
-
     def put(self, key: str, value: str) -> None:
         data = self._read(missing_ok=True)
         data[key] = value
-        directory = os.path.dirname(os.path.abspath(self.path))
         try:
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".k10fleet-store-")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    yaml.safe_dump(data, handle, sort_keys=True)
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            atomic_write(self.path, yaml.safe_dump(data, sort_keys=True).encode(), 0o600)
         except OSError as e:
             raise StoreError(self.name, f"cannot write {self.path}: {e.strerror}") from None

@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from typing import Any
 
-from generator.secrets.base import MissingKey, StoreError
-from generator.tools import find_tool
+from generator.secrets.base import MappingStore, StoreError
+from generator.tools import atomic_write, find_tool
 
 TIMEOUT = 60
 
@@ -55,7 +54,7 @@ def find_sops_config(directory: str) -> str | None:
         current = parent
 
 
-class SopsStore:
+class SopsStore(MappingStore):
     def __init__(self, uri: str, path: str) -> None:
         self.name = uri
         self.path = os.path.expanduser(path)
@@ -73,12 +72,6 @@ class SopsStore:
         if not isinstance(data, dict):
             raise StoreError(self.name, f"{self.path} must hold a mapping with key 'token'")
         return data
-
-    def get(self, key: str) -> str:
-        value = self._read().get(key)
-        if value in (None, ""):
-            raise MissingKey(self.name, f"{self.path} has no {key!r}")
-        return str(value)
 
     def put(self, key: str, value: str) -> None:
         """Re-encrypt the whole file with the creation rules of the nearest .sops.yaml."""
@@ -98,14 +91,6 @@ class SopsStore:
             if str(value) and str(value).encode() in encrypted:
                 raise StoreError(self.name, "sops left a value unencrypted; refusing to write")
         try:
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".k10fleet-store-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(encrypted)
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            atomic_write(self.path, encrypted, 0o600)
         except OSError as e:
             raise StoreError(self.name, f"cannot write {self.path}: {e.strerror}") from None

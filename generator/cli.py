@@ -155,7 +155,7 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
 
     outcome = pipeline.render(fleet, out_dir, check=check, progress=progress_for("writing"))
     if output_format == "json":
-        report: dict[str, Any] = {"fleet": outcome.fleet.name, "output": out_dir,
+        report: dict[str, Any] = {"fleet": outcome.fleet_name, "output": out_dir,
                                   "warnings": [p.as_text() for p in outcome.warnings],
                                   "disconnect": outcome.disconnect}
         if outcome.drift is not None:
@@ -180,7 +180,7 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
                            " and commit the result", err=True)
         elif outcome.written is not None:
             w = outcome.written
-            click.echo(f"rendered fleet {outcome.fleet.name} into {out_dir}: {len(w.written)} "
+            click.echo(f"rendered fleet {outcome.fleet_name} into {out_dir}: {len(w.written)} "
                        f"written, {w.unchanged} unchanged, {len(w.removed)} removed")
         if outcome.disconnect:
             click.echo("Secondaries left the fleet. Removing their files disconnects nothing; "

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 import shlex
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from generator.errors import UsageFailure
 from generator.fleet.loader import LoadLimits
@@ -22,12 +27,14 @@ from generator.output import (
     write_tree,
 )
 from generator.problems import Problem
-from generator.render.fleet import cluster_dir, render_fleet
+from generator.render.fleet import cluster_dir, render_fleet, source_label
+from generator.resources import data_dir
+from generator.tools import atomic_write
 
 
 @dataclass
 class RenderOutcome:
-    fleet: Fleet
+    fleet_name: str
     out_dir: str
     warnings: list[Problem] = field(default_factory=list)
     written: WriteResult | None = None
@@ -112,24 +119,122 @@ def desired_files(
     return files, tree.clusters
 
 
+@functools.cache
+def _code_and_data_digest() -> bytes:
+    """What, besides the fleet, decides the output: this package's code, templates, schemas."""
+    digest = hashlib.sha256()
+    roots = [Path(__file__).resolve().parent, data_dir("templates"), data_dir("schemas")]
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if "_data" in path.relative_to(root).parts:
+                continue  # the wheel's copy of templates/schemas: hashed as its own root
+            if path.is_file() and path.suffix in (".py", ".j2", ".json"):
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.digest()
+
+
+def input_fingerprint(fleet_path: str) -> str | None:
+    """Digest of everything a render depends on; None when the fleet cannot be read."""
+    try:
+        with open(fleet_path, "rb") as handle:
+            fleet_bytes = handle.read()
+    except OSError:
+        return None
+    digest = hashlib.sha256(b"k10fleet-inputs-1\0" + _code_and_data_digest())
+    digest.update(source_label(fleet_path).encode() + b"\0" + fleet_bytes)
+    return digest.hexdigest()
+
+
+def _tree_matches(out_dir: str, manifest: Manifest) -> bool:
+    """Every file the manifest lists is on disk with the bytes and exec bit it records."""
+    def matches(item: tuple[str, dict[str, str]]) -> bool:
+        rel, entry = item
+        path = os.path.join(out_dir, rel)
+        try:
+            with open(path, "rb") as handle:
+                content = handle.read()
+            executable = bool(os.stat(path).st_mode & 0o111)
+        except OSError:
+            return False
+        return (hashlib.sha256(content).hexdigest() == entry.get("sha256")
+                and executable == bool(int(entry.get("mode", "0644"), 8) & 0o111))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # reads release the GIL
+        return all(pool.map(matches, manifest.files.items(), chunksize=256))
+
+
 def manifest_meta(fleet: Fleet, clusters: dict[str, dict[str, str]]) -> dict[str, object]:
     return {"fleet": fleet.name, "engine": fleet.gitops.engine, "clusters": clusters}
+
+
+def _cache_path(out_dir: str) -> str:
+    """Beside the tree (like the lock), never in it: the committed tree stays byte-stable."""
+    parent, name = os.path.split(os.path.abspath(out_dir))
+    return os.path.join(parent, f".{name}.k10fleet-cache.json")
+
+
+def remember_inputs(out_dir: str, inputs: str | None) -> None:
+    """Record which inputs produced the tree now on disk (best effort: only a shortcut)."""
+    try:
+        with open(os.path.join(out_dir, MANIFEST), "rb") as handle:
+            manifest_digest = hashlib.sha256(handle.read()).hexdigest()
+        atomic_write(_cache_path(out_dir), json.dumps(
+            {"inputs": inputs, "manifest": manifest_digest}).encode(), 0o644)
+    except OSError:
+        pass
+
+
+def _unchanged_since_last_run(out_dir: str, inputs: str | None) -> Manifest | None:
+    """The tree's manifest when the same inputs produced it and it is intact, else None."""
+    try:
+        with open(_cache_path(out_dir), "rb") as handle:
+            cache = json.loads(handle.read())
+        with open(os.path.join(out_dir, MANIFEST), "rb") as handle:
+            manifest_bytes = handle.read()
+    except (OSError, ValueError):
+        return None
+    if not inputs or not isinstance(cache, dict) or cache.get("inputs") != inputs:
+        return None
+    if cache.get("manifest") != hashlib.sha256(manifest_bytes).hexdigest():
+        return None
+    manifest = read_manifest(out_dir)
+    return manifest if _tree_matches(out_dir, manifest) else None
 
 
 def render(fleet_path: str, out_dir: str, *, check: bool = False,
            limits: LoadLimits | None = None,
            progress: Callable[[int, int], None] | None = None) -> RenderOutcome:
-    """Validate, render and either write the tree or (``check``) report its drift."""
+    """Validate, render and either write the tree or (``check``) report its drift.
+
+    When the fleet, k10fleet and its templates are unchanged since the tree was written
+    (the manifest records their digest) and every recorded file is intact, there is
+    nothing to do and nothing is rendered.
+    """
+    inputs = input_fingerprint(fleet_path)
+    if os.path.isfile(os.path.join(out_dir, MANIFEST)):
+        guard_output_dir(out_dir, fleet_path)
+        unchanged = _unchanged_since_last_run(out_dir, inputs)
+        if unchanged is not None:
+            outcome = RenderOutcome(str(unchanged.meta.get("fleet", "")), out_dir)
+            if check:
+                outcome.drift = Drift()
+            else:
+                outcome.written = WriteResult(unchanged=len(unchanged.files) + 1)
+            return outcome
     fleet, warnings = load_fleet(fleet_path, limits)
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
     files, clusters = desired_files(fleet, out_dir, old)
     meta = manifest_meta(fleet, clusters)
-    outcome = RenderOutcome(fleet, out_dir, warnings, disconnect=disconnect_commands(fleet, old))
+    outcome = RenderOutcome(fleet.name, out_dir, warnings,
+                            disconnect=disconnect_commands(fleet, old))
     if check:
         outcome.drift = diff_tree(out_dir, files, meta)
+        if outcome.drift.clean:
+            remember_inputs(out_dir, inputs)
     else:
         outcome.written = write_tree(out_dir, files, meta, progress)
+        remember_inputs(out_dir, inputs)
     return outcome
 
 

@@ -242,3 +242,32 @@ def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: False)
     CliRunner().invoke(cli.main, ["render", str(fleet), "-o", str(tmp_path / "o3")])
     assert not any("writing:" in m for m in shown)
+
+
+def test_unchanged_inputs_skip_rendering(write_fleet: WriteFleet, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import generator.pipeline as pipeline
+
+    data = example_fleet()
+    fleet = write_fleet(data)
+    out = tmp_path / "out"
+    assert run_cli("render", fleet, "-o", out).exit_code == 0
+    assert (tmp_path / ".out.k10fleet-cache.json").exists()  # beside the tree, not in it
+
+    def must_not_render(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("rendered although nothing changed")
+
+    monkeypatch.setattr(pipeline, "render_fleet", must_not_render)
+    again = run_cli("render", fleet, "-o", out)
+    assert again.exit_code == 0 and "0 written" in again.output
+    assert run_cli("render", fleet, "-o", out, "--check").exit_code == 0
+    (out / "clusters/edge-1/k10-values.yaml").write_text("tampered\n")
+    damaged = run_cli("render", fleet, "-o", out)  # a damaged tree takes the full path
+    assert "rendered although nothing changed" in damaged.output
+    monkeypatch.undo()
+    assert run_cli("render", fleet, "-o", out).exit_code == 0
+    data["spec"]["secondaries"][1]["clusterName"] = "edge-two"
+    write_fleet(data)
+    monkeypatch.setattr(pipeline, "render_fleet", must_not_render)
+    changed = run_cli("render", fleet, "-o", out)  # a changed fleet takes the full path
+    assert "rendered although nothing changed" in changed.output

@@ -50,11 +50,13 @@ def main() -> None:
         documents, _ = read_documents(str(tree), str(tree))
         manifests = _kubeconform_files(str(tree), documents)
         n_manifests = len(manifests)
-        ours_time, ours = timed(["k10fleet", "check", str(tree), "--kubeconform", "off"])
+        crds = str(Path(__file__).resolve().parents[2] / "shared" / "crd-schemas")
+        ours_time, ours = timed(["k10fleet", "--quiet", "check", str(tree), "--kubeconform",
+                                 "off", "--schema-location", crds])
         assert ours.returncode == 0, ours.stdout[-2000:]
         standalone = os.path.dirname(write_standalone_cache("1.32.0", kubeconform.cache_root()))
         args = kubeconform.command(binary, manifests, "1.32.0", standalone,
-                                   [kubeconform.kasten_location()])
+                                   [kubeconform.kasten_location(), crds])
         theirs_time, theirs = timed(args)
         summary = json.loads(theirs.stdout)["summary"]
         assert summary["valid"] == n_manifests, summary

@@ -27,6 +27,9 @@ FORMAT_OPTION = click.option(
     "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
     show_default=True, help="Report as human-readable text or as JSON on stdout.",
 )
+OUTPUT_OPTION = click.option("-o", "--output", "out_dir", default="output", show_default=True,
+                             type=click.Path(file_okay=False),
+                             help="Directory of the rendered tree.")
 FLEET_ARGUMENT = click.argument("fleet", default="fleet.yaml", metavar="[FLEET]",
                                 type=click.Path(dir_okay=False))
 
@@ -143,8 +146,7 @@ def validate(fleets: tuple[str, ...], output_format: str) -> None:
 
 @main.command()
 @FLEET_ARGUMENT
-@click.option("-o", "--output", "out_dir", default="output", show_default=True,
-              type=click.Path(file_okay=False), help="Directory of the rendered tree.")
+@OUTPUT_OPTION
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 listing files that are missing, differ or are extra.")
 @FORMAT_OPTION
@@ -271,8 +273,7 @@ def token_import(fleet: str, source: str, output_format: str) -> None:
 
 @main.command()
 @FLEET_ARGUMENT
-@click.option("-o", "--output", "out_dir", default="output", show_default=True,
-              type=click.Path(file_okay=False), help="Directory of the rendered tree.")
+@OUTPUT_OPTION
 @click.option("--age", multiple=True, metavar="RECIPIENT",
               help="age recipient(s) for sops mode; default: the nearest .sops.yaml above DIR.")
 @click.option("--plain-dir", type=click.Path(file_okay=False),
@@ -394,8 +395,7 @@ def init(path: str, name: str | None, primary: str | None, ingress: str | None,
 
 @main.command()
 @FLEET_ARGUMENT
-@click.option("-o", "--output", "out_dir", default="output", show_default=True,
-              type=click.Path(file_okay=False), help="Directory of the rendered tree.")
+@OUTPUT_OPTION
 @click.option("--color/--no-color", default=None,
               help="Colour the diff (default: on a terminal, unless NO_COLOR is set).")
 @FORMAT_OPTION

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -25,14 +26,20 @@ class K10Version(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> K10Version | None:
-        match = _VERSION.fullmatch(text)
-        if not match:
-            return None
-        major, minor, patch = (int(g) for g in match.groups())
-        return cls(major, minor, patch)
+        return _parse_version(text)
 
     def __str__(self) -> str:
         return f"{self.major}.{self.minor}.{self.patch}"
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_version(text: str) -> K10Version | None:
+    """Versions repeat across thousands of clusters: parse each spelling once."""
+    match = _VERSION.fullmatch(text)
+    if not match:
+        return None
+    major, minor, patch = (int(g) for g in match.groups())
+    return K10Version(major, minor, patch)
 
 
 FIRST_SUPPORTED = K10Version(6, 5, 0)

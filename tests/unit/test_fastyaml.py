@@ -86,3 +86,17 @@ def test_alias_bomb_is_refused() -> None:
         lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 10) + "]")
     with pytest.raises(fastyaml.TooLarge):
         fastyaml.load("\n".join(lines) + "\n")
+
+
+
+def test_fleet_fast_path_equals_the_marked_loader() -> None:
+    from generator.fleet.loader import LoadLimits, _load_marked, load_yaml_bytes
+    from tests.conftest import REPO
+
+    raw = (REPO / "fleet.yaml").read_bytes()
+    fast = load_yaml_bytes(raw, "f.yaml")
+    marked = _load_marked(raw, "f.yaml", LoadLimits())
+    assert fast.remark is not None  # the fast path was taken
+    assert repr(fast.data) == repr(marked.data)
+    risky = load_yaml_bytes(raw + b"extra: 1e3\n", "f.yaml")
+    assert risky.remark is None and risky.data["extra"] == "1e3"  # PyYAML's meaning, slow path

@@ -1,7 +1,8 @@
 """Property-based tests (hypothesis): valid fleets render cleanly, broken ones fail cleanly.
 
-Profiles: the default ("ci") runs 800 valid fleets, 1,500 mutations and 500 corruptions
-(2,800 examples); HYPOTHESIS_PROFILE=long runs 8,000 + 12,000 + 4,000 (24,000 examples).
+Profiles: the default ("ci") runs 800 valid fleets, 1,500 mutations, 500 corruptions and 500
+loader comparisons (3,300 examples); HYPOTHESIS_PROFILE=long runs 8,000 + 12,000 + 4,000 + 4,000
+(28,000 examples).
 """
 
 from __future__ import annotations
@@ -180,3 +181,21 @@ def test_corrupted_bytes_never_crash(fleet: dict[str, Any], data: st.DataObject)
         if result.exit_code == 1:
             assert LOCATED.search(result.output), result.output
             assert not out.exists()
+
+
+@settings(max_examples=MUTATION_EXAMPLES // 3)
+@given(fleets(), st.lists(st.sampled_from(
+    ["1e3", "1.0e3", "1e+3", "1.5e+3", "0777", "0o17", "0x1F", "1_000", "10:30", "190:20:30",
+     "2024-01-01", "+1", ".5", "-2", "3.25", "7.5.2", "00", "-.inf", "12e", "9" * 20]),
+    min_size=1, max_size=6))
+def test_fast_fleet_loading_means_what_the_marked_loader_means(fleet: dict[str, Any],
+                                                               tokens: list[str]) -> None:
+    """Whichever path loads it (ryaml when provably safe, else events), the data is the same."""
+    from generator.fleet.loader import LoadLimits, _load_marked, load_yaml_bytes
+
+    raw = yaml.safe_dump(fleet, allow_unicode=True, sort_keys=False)
+    extra = "\n".join(f"  k{i}: {token}" for i, token in enumerate(tokens))
+    text = raw + "extra:\n" + extra + "\n"
+    fast = load_yaml_bytes(text.encode(), "f.yaml")
+    marked = _load_marked(text.encode(), "f.yaml", LoadLimits())
+    assert repr(fast.data) == repr(marked.data)

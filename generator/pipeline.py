@@ -256,7 +256,6 @@ def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
     files, clusters = desired_files(fleet, out_dir, old)
     meta = manifest_meta(fleet, clusters)
     drift = diff_tree(out_dir, files, meta)
-    desired = {**files}
 
     def text_of(path: str) -> list[str]:
         try:
@@ -272,8 +271,8 @@ def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
             if rel == MANIFEST:
                 continue  # bookkeeping: its changes follow from the files'
             current = [] if status == "missing" else text_of(os.path.join(out_dir, rel))
-            wanted = (desired[rel].content.decode(errors="replace").splitlines(keepends=True)
-                      if rel in desired else [])
+            wanted = (files[rel].content.decode(errors="replace").splitlines(keepends=True)
+                      if rel in files else [])
             lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
             result.append(FileDiff(rel, status, "".join(lines) or f"(mode of {rel} differs)\n"))
     return fleet, result

@@ -46,6 +46,14 @@ class MappingStore:
     def _read(self, *, missing_ok: bool = False) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _as_mapping(self, data: Any) -> dict[str, Any]:
+        """What a store file must hold: a mapping (empty when the file is empty)."""
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise StoreError(self.name, f"{self.path} must hold a mapping with key 'token'")
+        return data
+
     def get(self, key: str) -> str:
         value = self._read().get(key)
         if value in (None, ""):

@@ -37,11 +37,7 @@ class FileStore(MappingStore):
         except yaml.YAMLError:
             # the parser's message would quote the file, which holds the token
             raise StoreError(self.name, f"{self.path} is not valid YAML or JSON") from None
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise StoreError(self.name, f"{self.path} must hold a mapping with key 'token'")
-        return data
+        return self._as_mapping(data)
 
     def put(self, key: str, value: str) -> None:
         data = self._read(missing_ok=True)

@@ -69,9 +69,7 @@ class SopsStore(MappingStore):
             data = json.loads(out)
         except ValueError:
             raise StoreError(self.name, f"{self.path} did not decrypt to a mapping") from None
-        if not isinstance(data, dict):
-            raise StoreError(self.name, f"{self.path} must hold a mapping with key 'token'")
-        return data
+        return self._as_mapping(data)
 
     def put(self, key: str, value: str) -> None:
         """Re-encrypt the whole file with the creation rules of the nearest .sops.yaml."""

@@ -26,7 +26,8 @@ from generator.output import (
     write_tree,
 )
 from generator.problems import Problem
-from generator.render.fleet import cluster_dir, render_fleet, source_label
+from generator.render.central import credential_file, credentialed_profiles
+from generator.render.fleet import MC_JOIN_SOPS_FILE, cluster_dir, render_fleet, source_label
 from generator.resources import data_dir
 from generator.tools import atomic_write
 
@@ -63,14 +64,24 @@ def guard_output_dir(out_dir: str, fleet_path: str) -> None:
                            f"k10fleet (no {MANIFEST}); render into an empty or new folder")
 
 
+def injected_paths(fleet: Fleet) -> list[str]:
+    """Where ``inject`` writes SOPS files for this fleet: mc-join per token-joined secondary,
+    and a credential Secret per global profile with credentials (on the primary)."""
+    paths = [f"{cluster_dir(s.name)}/{MC_JOIN_SOPS_FILE}"
+             for s in fleet.secondaries if s.join_with == "token"]
+    primary = cluster_dir(fleet.primary.name)
+    paths += [f"{primary}/{credential_file(p, '.sops.yaml')}" for p in credentialed_profiles(fleet)]
+    return paths
+
+
 def injected_files(fleet: Fleet, out_dir: str, old: Manifest) -> dict[str, FileSpec]:
-    """Files ``inject`` wrote for secondaries that are still in the fleet: kept as they are."""
+    """Files ``inject`` wrote that this fleet still needs: kept as they are."""
     if fleet.tokens.mode != "sops":
         return {}
-    live = {cluster_dir(s.name) for s in fleet.secondaries if s.join_with == "token"}
+    live = set(injected_paths(fleet))
     kept: dict[str, FileSpec] = {}
     for rel, entry in sorted(old.owned_by("inject").items()):
-        if os.path.dirname(rel) not in live:
+        if rel not in live:
             continue
         try:
             with open(os.path.join(out_dir, rel), "rb") as handle:

@@ -36,6 +36,7 @@ from generator.render.fleet import (
     mc_join_secret,
     needs_endpoint,
 )
+from generator.render.central import credential_file, credential_secret, credentialed_profiles
 from generator.render.templates import object_meta
 from generator.render.yamlout import dump
 from generator.secrets.base import ENDPOINT_KEY, TOKEN_KEY, StoreError, open_store, optional
@@ -192,13 +193,13 @@ def age_recipients(out_dir: str, given: Sequence[str], target: str) -> list[str]
     return sorted(set(recipients))
 
 
-def encrypt(plaintext: bytes, recipients: Sequence[str]) -> bytes:
+def encrypt(plaintext: bytes, recipients: Sequence[str], what: str = "mc-join") -> bytes:
     """SOPS-encrypt a Secret through pipes (no plaintext on disk), 2-space YAML."""
     with tempfile.TemporaryDirectory(prefix="k10fleet-sops-") as scratch:
         config = os.path.join(scratch, "sops.yaml")  # formatting only: holds no secret
         with open(config, "w", encoding="utf-8") as handle:
             handle.write("creation_rules:\n  - path_regex: .*\nstores:\n  yaml:\n    indent: 2\n")
-        return run_sops("(encrypting mc-join with sops)", [
+        return run_sops(f"(encrypting {what} with sops)", [
             "--config", config, "--encrypt", "--age", ",".join(recipients),
             "--encrypted-regex", ENCRYPTED_REGEX, "--input-type", "yaml", "--output-type",
             "yaml", "--filename-override", MC_JOIN_SOPS_FILE, "/dev/stdin"], stdin=plaintext)
@@ -217,18 +218,43 @@ def _join_targets(fleet: Fleet) -> list[Cluster]:
     return [s for s in fleet.secondaries if s.join_with == "token"]
 
 
-def _sops_files(fleet: Fleet, out_dir: str, old: Manifest, joined: JoinToken,
+def read_profile_credentials(fleet: Fleet) -> dict[str, dict[str, str]]:
+    """Each credentialed profile's values (required keys, and optional ones when present)."""
+    values: dict[str, dict[str, str]] = {}
+    for profile in credentialed_profiles(fleet):
+        assert profile.credentials is not None
+        store = open_store(profile.credentials.store)
+        found = {key: store.get(key) for key in profile.credentials.format.required}
+        for key in profile.credentials.format.optional:
+            value = optional(store, key)
+            if value is not None:
+                found[key] = value
+        values[profile.name] = found
+    return values
+
+
+def _secret_plaintexts(fleet: Fleet, joined: JoinToken,
+                       credentials: dict[str, dict[str, str]]) -> list[tuple[str, str, bytes]]:
+    """(path in the tree, what, plaintext Secret) for everything inject encrypts."""
+    items = [(f"{cluster_dir(s.name)}/{MC_JOIN_SOPS_FILE}", "mc-join",
+              mc_join_secret(fleet, s, joined.token,
+                             joined.endpoint if needs_endpoint(s) else None).encode())
+             for s in _join_targets(fleet)]
+    for profile in credentialed_profiles(fleet):
+        items.append((f"{cluster_dir(fleet.primary.name)}/"
+                      f"{credential_file(profile, '.sops.yaml')}", f"profile {profile.name}",
+                      credential_secret(fleet, profile, credentials[profile.name]).encode()))
+    return items
+
+
+def _sops_files(out_dir: str, old: Manifest, secrets: list[tuple[str, str, bytes]],
                 age: Sequence[str], outcome: InjectOutcome) -> dict[str, FileSpec]:
-    """mc-join.sops.yaml per secondary; unchanged ones keep their bytes, equal ones share."""
+    """One SOPS file per Secret; unchanged ones keep their bytes, equal ones share."""
     files: dict[str, FileSpec] = {}
     fresh: dict[bytes, FileSpec] = {}
     verified: dict[tuple[str, bytes], bool] = {}
-    for secondary in _join_targets(fleet):
-        rel = f"{cluster_dir(secondary.name)}/{MC_JOIN_SOPS_FILE}"
+    for rel, what, plaintext in secrets:
         recipients = age_recipients(out_dir, age, rel)
-        plaintext = mc_join_secret(fleet, secondary, joined.token,
-                                   joined.endpoint if needs_endpoint(secondary) else None
-                                   ).encode()
         entry = old.files.get(rel, {})
         stored = entry.get("fingerprint", "")
         if stored and entry.get("owner") == "inject":
@@ -245,7 +271,7 @@ def _sops_files(fleet: Fleet, out_dir: str, old: Manifest, joined: JoinToken,
         if shared not in fresh:
             # identical Secrets (same namespace, token and recipients) may share one
             # encryption: the same plaintext under the same data key is one valid SOPS file
-            content = encrypt(plaintext, recipients)
+            content = encrypt(plaintext, recipients, what)
             fresh[shared] = FileSpec(content, owner="inject",
                                      fingerprint=fingerprint(plaintext, recipients))
             outcome.encryptions += 1
@@ -277,13 +303,24 @@ def _plain_documents(fleet: Fleet, secondary: Cluster, joined: JoinToken) -> str
             f"\n{dump(config)}---\n{secret}")
 
 
-def _write_plain(fleet: Fleet, plain_dir: str, joined: JoinToken) -> list[str]:
+def _write_plain(fleet: Fleet, plain_dir: str, joined: JoinToken,
+                 credentials: dict[str, dict[str, str]]) -> list[str]:
     os.makedirs(plain_dir, mode=0o700, exist_ok=True)
     os.chmod(plain_dir, 0o700)
     written = []
     for secondary in _join_targets(fleet):
         target = os.path.join(plain_dir, f"{secondary.name}.yaml")
         atomic_write(target, _plain_documents(fleet, secondary, joined).encode(), 0o600)
+        written.append(target)
+    profiles = credentialed_profiles(fleet)
+    if profiles:
+        primary = fleet.primary.name
+        text = (f"# Apply against primary {primary}: kubectl apply -f {primary}.yaml\n"
+                "# Contains profile credentials in plaintext: keep it out of Git, delete it "
+                "after use.\n" + "---\n".join(
+                    credential_secret(fleet, p, credentials[p.name]) for p in profiles))
+        target = os.path.join(plain_dir, f"{primary}.yaml")
+        atomic_write(target, text.encode(), 0o600)
         written.append(target)
     return written
 
@@ -308,16 +345,20 @@ def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),
                                "plaintext tokens must never be committed: choose a folder "
                                "outside it")
         joined = read_token(fleet, _join_targets(fleet))
-        return InjectOutcome(fleet, plain_files=_write_plain(fleet, plain_dir, joined))
+        credentials = read_profile_credentials(fleet)
+        return InjectOutcome(fleet, plain_files=_write_plain(fleet, plain_dir, joined,
+                                                             credentials))
     if plain_dir:
         raise UsageFailure("--plain-dir is for tokens.mode plain; this fleet uses sops")
     pipeline.guard_output_dir(out_dir, fleet_path)
-    for secondary in _join_targets(fleet):  # configuration problems before touching the store
-        age_recipients(out_dir, age, f"{cluster_dir(secondary.name)}/{MC_JOIN_SOPS_FILE}")
+    for rel in pipeline.injected_paths(fleet):  # configuration problems before the stores
+        age_recipients(out_dir, age, rel)
     old = read_manifest(out_dir)
     joined = read_token(fleet, _join_targets(fleet))  # all reads before any write
+    credentials = read_profile_credentials(fleet)
     outcome = InjectOutcome(fleet)
-    injected = _sops_files(fleet, out_dir, old, joined, age, outcome)
+    injected = _sops_files(out_dir, old, _secret_plaintexts(fleet, joined, credentials), age,
+                           outcome)
     files, clusters = pipeline.desired_files(fleet, out_dir, old, injected=injected)
     outcome.written = write_tree(out_dir, files, pipeline.manifest_meta(fleet, clusters))
     pipeline.remember_inputs(out_dir, pipeline.input_fingerprint(fleet_path))

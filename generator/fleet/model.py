@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 MC_NAMESPACE = "kasten-io-mc"
@@ -88,6 +89,7 @@ class Cluster:
     kube_context: str | None = None
     kubeconfig: str | None = None
     destination: Destination = Destination()
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_primary(self) -> bool:
@@ -123,6 +125,82 @@ class GitOps:
     sops_secret: str = "sops-age"
 
 
+CLUSTER_TYPE_LABEL = "dist.kio.kasten.io/cluster-type"  # K10 sets it on every Cluster object
+K10_CLUSTER_ROLES = ("k10-multi-cluster-admin", "k10-multi-cluster-basic",
+                     "k10-multi-cluster-config-view")
+CONFIG_API = "config.kio.kasten.io/v1alpha1"
+
+
+@dataclass(frozen=True)
+class CredentialFormat:
+    """The Secret K10 expects behind a profile's ``credential.secretType``."""
+
+    secret_type: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+
+# docs.kasten.io api/profiles and kastenhq/kasten-multicluster-argocd
+CREDENTIAL_FORMATS: dict[str, CredentialFormat] = {
+    "AwsAccessKey": CredentialFormat(
+        "secrets.kanister.io/aws", ("aws_access_key_id", "aws_secret_access_key"), ("role",)),
+    "AzStorageAccount": CredentialFormat(
+        "secrets.kanister.io/azure", ("azure_storage_account_id", "azure_storage_key"),
+        ("azure_storage_environment",)),
+    "GcpServiceAccountKey": CredentialFormat("Opaque", ("project-id", "service-account.json")),
+}
+
+
+def credential_secret_ref(secret_name: str) -> dict[str, str]:
+    """How a global Profile names its credential Secret (kept beside it in kasten-io-mc)."""
+    return {"apiVersion": "v1", "kind": "Secret", "name": secret_name, "namespace": MC_NAMESPACE}
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """One entry of a ``clusters`` list: a K10 Cluster name, or a label selector."""
+
+    name: str | None = None
+    selector: str | None = None
+
+    def as_k10(self) -> dict[str, str]:
+        return {"name": self.name} if self.name is not None else {"selector": self.selector or ""}
+
+
+@dataclass(frozen=True)
+class AccessGrant:
+    name: str
+    role: str
+    subjects: tuple[tuple[str, str], ...]  # (kind, name)
+    clusters: tuple[ClusterTarget, ...]
+
+
+@dataclass(frozen=True)
+class ProfileCredentials:
+    store: str
+    secret_name: str
+    format: CredentialFormat
+
+
+@dataclass(frozen=True)
+class GlobalResource:
+    """A Policy or Profile as the fleet author wrote it, destined for kasten-io-mc."""
+
+    kind: str
+    name: str
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    credentials: ProfileCredentials | None = None
+
+
+@dataclass(frozen=True)
+class DistributionPlan:
+    name: str
+    clusters: tuple[ClusterTarget, ...]
+    resources: tuple[tuple[str, str], ...]  # (kind, name)
+
+
 @dataclass(frozen=True)
 class Fleet:
     name: str
@@ -131,6 +209,10 @@ class Fleet:
     tokens: Tokens
     gitops: GitOps
     source: str = field(default="fleet.yaml", compare=False)
+    access: tuple[AccessGrant, ...] = ()
+    policies: tuple[GlobalResource, ...] = ()
+    profiles: tuple[GlobalResource, ...] = ()
+    distributions: tuple[DistributionPlan, ...] = ()
 
     @property
     def clusters(self) -> tuple[Cluster, ...]:

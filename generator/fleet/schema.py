@@ -118,11 +118,44 @@ def _problems_for(doc: LoadedDocument, error: jsonschema.ValidationError) -> Ite
         yield doc.problem(path, f"must be one of {', '.join(options)}; found "
                           f"{describe(error.instance)}{hint}", rule="schema")
         return
+    if kind == "minItems" and isinstance(error.instance, list):
+        least = error.validator_value
+        yield doc.problem(path, "must not be empty" if least == 1 else
+                          f"needs at least {least} entries", rule="schema")
+        return
     custom = schema.get("errorMessage")
     if custom:
         yield doc.problem(path, f"{custom}; found {describe(error.instance)}", rule="schema")
         return
     yield doc.problem(path, error.message, rule="schema")
+
+
+@cache
+def _object_validators(schema_name: str) -> tuple[Any, Any]:
+    """(fast or None, detailed) validators for one of schemas/, e.g. a Kasten kind."""
+    schema = load_schema(schema_name)
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None, _Validator(schema)
+    return jsonschema_rs.validator_for(schema), _Validator(schema)
+
+
+def object_problems(doc: LoadedDocument, path: JsonPath, schema_name: str,
+                    instance: Any) -> list[Problem]:
+    """Validate ``instance`` (found at ``path`` in the document) against ``schema_name``,
+    locating each problem in the fleet file."""
+    fast, detailed = _object_validators(schema_name)
+    try:
+        if fast is not None and fast.is_valid(instance):
+            return []
+    except (ValueError, TypeError, OverflowError):
+        pass
+    problems: list[Problem] = []
+    for error in detailed.iter_errors(instance):
+        error.path.extendleft(reversed(path))  # absolute_path follows .path
+        problems.extend(_problems_for(doc, error))
+    return problems
 
 
 def schema_problems(doc: LoadedDocument) -> list[Problem]:

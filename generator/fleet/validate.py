@@ -13,8 +13,14 @@ from generator.fleet.model import (
     DEFAULT_JOIN_TOKEN_SECRET,
     DEFAULT_NAMESPACE,
     DEFAULT_RELEASE,
+    CREDENTIAL_FORMATS,
+    AccessGrant,
     Chart,
     Cluster,
+    ClusterTarget,
+    DistributionPlan,
+    GlobalResource,
+    ProfileCredentials,
     Destination,
     Fleet,
     GitOps,
@@ -22,6 +28,7 @@ from generator.fleet.model import (
     KastenSettings,
     Tokens,
 )
+from generator.fleet.central import central_problems
 from generator.fleet.rules import rule_problems
 from generator.fleet.schema import schema_problems
 from generator.merge import deep_merge
@@ -44,7 +51,8 @@ class ValidationResult:
 
 
 def validate_document(doc: LoadedDocument) -> ValidationResult:
-    problems = doc.problems + schema_problems(doc) + rule_problems(doc)
+    problems = (doc.problems + schema_problems(doc) + rule_problems(doc)
+                + central_problems(doc))
     problems = sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message))
     if len(problems) > MAX_PROBLEMS:  # a broken 10,000-cluster file must not flood the terminal
         extra = len(problems) - MAX_PROBLEMS
@@ -119,7 +127,38 @@ def _cluster(raw: dict[str, Any], role: str, spec: dict[str, Any]) -> Cluster:
             kubeconfig_key=raw.get("destination", {}).get("kubeConfigSecret", {}).get(
                 "key", "value"),
         ),
+        labels=dict(sorted(raw.get("labels", {}).items())),
     )
+
+
+def _targets(raw: list[dict[str, str]], dashboard: dict[str, str]) -> tuple[ClusterTarget, ...]:
+    """Fleet names become the K10 Cluster names (cluster-name) that K10 matches."""
+    return tuple(ClusterTarget(name=dashboard[entry["name"]]) if "name" in entry
+                 else ClusterTarget(selector=entry["selector"]) for entry in raw)
+
+
+def credential_type(spec: dict[str, Any]) -> str | None:
+    """A profile's ``credential.secretType``, for location and infrastructure profiles."""
+    holder = spec.get("locationSpec") if spec.get("type") == "Location" else spec.get("infra")
+    credential = holder.get("credential") if isinstance(holder, dict) else None
+    secret_type = credential.get("secretType") if isinstance(credential, dict) else None
+    return secret_type if isinstance(secret_type, str) else None
+
+
+def _global(kind: str, raw: dict[str, Any]) -> GlobalResource:
+    meta = raw["metadata"]
+    credentials = None
+    if kind == "Profile" and "credentials" in raw:
+        secret_type = credential_type(raw["spec"])
+        assert secret_type is not None  # the rules checked it
+        credentials = ProfileCredentials(
+            store=raw["credentials"]["store"],
+            secret_name=raw["credentials"].get("secretName", f"{meta['name']}-credentials"),
+            format=CREDENTIAL_FORMATS[secret_type])
+    return GlobalResource(kind=kind, name=meta["name"], spec=raw["spec"],
+                          labels=dict(sorted(meta.get("labels", {}).items())),
+                          annotations=dict(sorted(meta.get("annotations", {}).items())),
+                          credentials=credentials)
 
 
 def build_fleet(data: dict[str, Any], source: str) -> Fleet:
@@ -129,6 +168,8 @@ def build_fleet(data: dict[str, Any], source: str) -> Fleet:
     eso = tokens.get("externalSecrets", {})
     gitops = spec.get("gitops", {})
     engine = gitops.get("engine", "none")
+    dashboard = {c["name"]: c.get("clusterName", c["name"])
+                 for c in [spec["primary"], *spec.get("secondaries", [])]}
     return Fleet(
         name=data["metadata"]["name"],
         primary=_cluster(spec["primary"], "primary", spec),
@@ -152,4 +193,14 @@ def build_fleet(data: dict[str, Any], source: str) -> Fleet:
             sops_secret=gitops.get("sopsSecret", "sops-age"),
         ),
         source=source,
+        access=tuple(AccessGrant(
+            name=grant["name"], role=grant["role"],
+            subjects=tuple((s["kind"], s["name"]) for s in grant["subjects"]),
+            clusters=_targets(grant["clusters"], dashboard)) for grant in spec.get("access", [])),
+        policies=tuple(_global("Policy", p) for p in spec.get("policies", [])),
+        profiles=tuple(_global("Profile", p) for p in spec.get("profiles", [])),
+        distributions=tuple(DistributionPlan(
+            name=d["name"], clusters=_targets(d["clusters"], dashboard),
+            resources=tuple((r["kind"], r["name"]) for r in d["resources"]))
+            for d in spec.get("distributions", [])),
     )

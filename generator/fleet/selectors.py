@@ -1,0 +1,168 @@
+"""Kubernetes label selectors (the string form ``kubectl -l`` takes), parsed and matched.
+
+K10 matches Distribution and K10ClusterRoleBinding selectors against the labels of its
+Cluster objects; k10fleet matches them against the fleet's labels to catch selectors that
+select nothing, before anything reaches a cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_KEY = re.compile(rf"(?:(?P<prefix>{_PREFIX})/)?(?P<name>{_NAME})\Z")
+_VALUE = re.compile(rf"(?:{_NAME})?\Z")
+_OPERATORS = frozenset(("==", "!=", "=", "(", ")", ",", "!", "<", ">"))
+_TOKEN = re.compile(r"\s*(?:(?P<op>==|!=|=|\(|\)|,|!|<|>)|(?P<word>[^\s,()=!<>]+))")
+
+
+class SelectorError(ValueError):
+    """A selector that Kubernetes (and so K10) would refuse."""
+
+
+def label_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a Kubernetes label key, or None."""
+    match = _KEY.match(key)
+    if not match:
+        return (f"{key!r} is not a label key: [prefix/]name, the name made of letters, digits, "
+                "'-', '_' and '.', starting and ending with a letter or digit")
+    if len(match.group("name")) > 63:
+        return f"label key {key!r}: the name part is longer than 63 characters"
+    if match.group("prefix") and len(match.group("prefix")) > 253:
+        return f"label key {key!r}: the prefix is longer than 253 characters"
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    if len(value) > 63 or not _VALUE.match(value):
+        return (f"{value!r} is not a label value: at most 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit")
+    return None
+
+
+@dataclass(frozen=True)
+class Requirement:
+    key: str
+    operator: str  # in | notin | exists | !exists | gt | lt
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        present = self.key in labels
+        if self.operator == "exists":
+            return present
+        if self.operator == "!exists":
+            return not present
+        if self.operator == "in":
+            return present and labels[self.key] in self.values
+        if self.operator == "notin":  # as in Kubernetes: a missing key is "not in"
+            return not present or labels[self.key] not in self.values
+        if not present:
+            return False
+        try:
+            have, bound = int(labels[self.key]), int(self.values[0])
+        except ValueError:
+            return False
+        return have > bound if self.operator == "gt" else have < bound
+
+
+@dataclass(frozen=True)
+class Selector:
+    text: str
+    requirements: tuple[Requirement, ...]
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """An empty selector selects everything, as in Kubernetes."""
+        return all(r.matches(labels) for r in self.requirements)
+
+
+def _tokens(text: str) -> list[str]:
+    tokens, position = [], 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            if text[position:].strip() == "":
+                break
+            raise SelectorError(f"unexpected {text[position:].strip()[:20]!r}")
+        tokens.append(match.group("op") or match.group("word"))
+        position = match.end()
+    return [t for t in tokens if t is not None]
+
+
+def _key(token: str | None) -> str:
+    if token is None or token in _OPERATORS:
+        raise SelectorError(f"expected a label key, found {token or 'the end'!r}")
+    problem = label_key_problem(token)
+    if problem:
+        raise SelectorError(problem)
+    return token
+
+
+def _value(token: str | None) -> str:
+    if token is None or token in _OPERATORS:
+        raise SelectorError(f"expected a label value, found {token or 'the end'!r}")
+    problem = label_value_problem(token)
+    if problem:
+        raise SelectorError(problem)
+    return token
+
+
+def parse(text: str) -> Selector:
+    """Parse ``env=prod,tier in (a,b),!legacy``; raise ``SelectorError`` with the reason."""
+    tokens = _tokens(text)
+    requirements: list[Requirement] = []
+    index = 0
+
+    def take() -> str | None:
+        nonlocal index
+        token = tokens[index] if index < len(tokens) else None
+        index += 1
+        return token
+
+    def peek() -> str | None:
+        return tokens[index] if index < len(tokens) else None
+
+    while index < len(tokens):
+        if peek() == "!":
+            take()
+            requirements.append(Requirement(_key(take()), "!exists"))
+        else:
+            key = _key(take())
+            op = peek()
+            if op in (None, ","):
+                requirements.append(Requirement(key, "exists"))
+            elif op in ("=", "==", "!="):
+                take()
+                following = peek()
+                value = "" if following in (None, ",") else _value(take())
+                requirements.append(Requirement(key, "notin" if op == "!=" else "in", (value,)))
+            elif op in ("<", ">"):
+                take()
+                bound = _value(take())
+                if not bound.lstrip("-").isdigit():
+                    raise SelectorError(f"{key}{op}{bound}: the bound must be an integer")
+                requirements.append(Requirement(key, "gt" if op == ">" else "lt", (bound,)))
+            elif op in ("in", "notin"):
+                take()
+                if take() != "(":
+                    raise SelectorError(f"expected '(' after {key} {op}")
+                values: list[str] = []
+                while True:
+                    values.append(_value(take()))
+                    closing = take()
+                    if closing == ")":
+                        break
+                    if closing != ",":
+                        raise SelectorError(f"expected ',' or ')' in the values of {key} {op}")
+                requirements.append(Requirement(key, op, tuple(values)))
+            else:
+                raise SelectorError(f"expected an operator (=, ==, !=, in, notin) after {key!r}, "
+                                    f"found {op!r}")
+        if index < len(tokens):
+            if take() != ",":
+                raise SelectorError("requirements must be separated by ','")
+            if index >= len(tokens):
+                raise SelectorError("a ',' must be followed by a requirement")
+    return Selector(text, tuple(requirements))

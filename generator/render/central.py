@@ -1,0 +1,178 @@
+"""What the primary hands out: K10ClusterRoleBindings, global Policies and Profiles (with
+their credential Secrets) and Distributions, all in kasten-io-mc."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from generator.fleet.model import (
+    CONFIG_API,
+    MC_NAMESPACE,
+    Fleet,
+    GlobalResource,
+    credential_secret_ref,
+)
+from generator.render.fleet import RenderedTree, eso_remote_data, engine_annotations
+from generator.render.templates import object_meta, render_template
+
+DIST_API = "dist.kio.kasten.io/v1alpha1"
+AUTH_API = "auth.kio.kasten.io/v1alpha1"
+SOURCES_DIGEST = "k10fleet.io/sources-digest"
+
+
+def credential_file(profile: GlobalResource, suffix: str) -> str:
+    """``profile-<name>-credentials<suffix>``: one file per profile Secret (or its fetcher)."""
+    return f"profile-{profile.name}-credentials{suffix}"
+
+
+def credentialed_profiles(fleet: Fleet) -> list[GlobalResource]:
+    return [p for p in fleet.profiles if p.credentials is not None]
+
+
+def profile_spec(profile: GlobalResource) -> dict[str, Any]:
+    """The spec as written, with credential.secret pointing at the Secret k10fleet writes."""
+    spec = dict(profile.spec)
+    if profile.credentials is None:
+        return spec
+    holder_key = "locationSpec" if spec.get("type") == "Location" else "infra"
+    holder = dict(spec[holder_key])
+    holder["credential"] = {**holder["credential"],
+                            "secret": credential_secret_ref(profile.credentials.secret_name)}
+    spec[holder_key] = holder
+    return spec
+
+
+def _spec_of(fleet: Fleet, kind: str, name: str) -> Mapping[str, Any]:
+    resources = fleet.policies if kind == "Policy" else fleet.profiles
+    resource = next(r for r in resources if r.name == name)
+    return profile_spec(resource) if kind == "Profile" else resource.spec
+
+
+def sources_digest(fleet: Fleet, resources: tuple[tuple[str, str], ...]) -> str:
+    """Changes whenever a distributed resource changes. K10 re-sends global resources only
+    when their Distribution changes, so the Distribution carries this digest."""
+    canonical = json.dumps([[kind, name, _spec_of(fleet, kind, name)]
+                            for kind, name in resources], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def k10_annotations(fleet: Fleet, wave: str = "1") -> dict[str, str]:
+    """K10 registers its CRDs when it starts, after Argo CD's dry run of a first sync."""
+    if fleet.gitops.engine != "argocd":
+        return {}
+    return {"argocd.argoproj.io/sync-wave": wave,
+            "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"}
+
+
+def _metadata(fleet: Fleet, name: str, labels: Mapping[str, str],
+              annotations: Mapping[str, str]) -> dict[str, Any]:
+    meta = object_meta(fleet.name, name, MC_NAMESPACE, annotations)
+    meta["labels"] = dict(sorted({**labels, **meta["labels"]}.items()))
+    if "annotations" in meta:
+        meta["annotations"] = dict(sorted(meta["annotations"].items()))
+    return meta
+
+
+def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, Any]) -> list[str]:
+    """Add the primary's central objects under ``base``; return the files for kustomize."""
+    files: list[str] = []
+
+    def add(file: str, text: str) -> None:
+        files.append(file)
+        tree.add(f"{base}/{file}", text)
+
+    for grant in fleet.access:
+        add(f"k10clusterrolebinding-{grant.name}.yaml", render_template(
+            "primary/global-resource.yaml.j2", **ctx, api_version=AUTH_API,
+            kind="K10ClusterRoleBinding",
+            comment=[f"Grants {grant.role} on the selected clusters (the dashboard's "
+                     "Grant Permissions, declared)."],
+            metadata=_metadata(fleet, grant.name, {}, k10_annotations(fleet)),
+            spec={"clusters": [c.as_k10() for c in grant.clusters],
+                  "k10ClusterRole": grant.role,
+                  "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind,
+                                "name": name} for kind, name in grant.subjects]}))
+    for kind, resources in (("Policy", fleet.policies), ("Profile", fleet.profiles)):
+        for resource in resources:
+            comment = [f"Global {kind}: K10 uses it only where a Distribution sends it."]
+            if resource.credentials is not None:
+                comment.append(f"Its credentials (Secret {resource.credentials.secret_name}) "
+                               f"come from {resource.credentials.store}, never from Git.")
+            add(f"{kind.lower()}-{resource.name}.yaml", render_template(
+                "primary/global-resource.yaml.j2", **ctx, api_version=CONFIG_API, kind=kind,
+                comment=comment,
+                metadata=_metadata(fleet, resource.name, resource.labels,
+                                   {**resource.annotations, **k10_annotations(fleet)}),
+                spec=profile_spec(resource) if kind == "Profile" else dict(resource.spec)))
+    mode = fleet.tokens.mode
+    for profile in credentialed_profiles(fleet):
+        if mode == "external-secrets":
+            add(credential_file(profile, "-external-secret.yaml"), render_template(
+                "primary/credential-external-secret.yaml.j2", **ctx, profile=profile.name,
+                name=profile.credentials.secret_name if profile.credentials else "",
+                namespace=MC_NAMESPACE, annotations=engine_annotations(fleet, "credentials"),
+                spec=credential_external_secret_spec(fleet, profile)))
+        elif mode == "vault-plugin":
+            add(credential_file(profile, ".yaml"), credential_secret(
+                fleet, profile, vault_plugin_values(profile), encode=False))
+    for plan in fleet.distributions:
+        add(f"distribution-{plan.name}.yaml", render_template(
+            "primary/global-resource.yaml.j2", **ctx, api_version=DIST_API, kind="Distribution",
+            comment=["Sends global resources to clusters. The digest annotation changes with",
+                     "them, so K10 re-sends them (it does so only when the Distribution changes)."],
+            metadata=_metadata(fleet, plan.name, {}, {
+                **k10_annotations(fleet, wave="2"),
+                SOURCES_DIGEST: sources_digest(fleet, plan.resources)}),
+            spec={"clusters": [c.as_k10() for c in plan.clusters],
+                  "sources": [{"ref": {"apiVersion": CONFIG_API, "kind": kind, "name": name,
+                                       "namespace": MC_NAMESPACE}}
+                              for kind, name in plan.resources]}))
+    return files
+
+
+def credential_secret(fleet: Fleet, profile: GlobalResource, values: Mapping[str, str], *,
+                      encode: bool = True) -> str:
+    """A profile's credential Secret: base64 ``data`` (SOPS-ready, no comments) or
+    ``stringData`` with argocd-vault-plugin placeholders (``encode=False``)."""
+    assert profile.credentials is not None
+    data = dict(sorted(values.items()))
+    if encode:
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return render_template(
+        "primary/credential-secret.yaml.j2", fleet=fleet, name=profile.credentials.secret_name,
+        namespace=MC_NAMESPACE, annotations=engine_annotations(fleet, "credentials"),
+        secret_type=profile.credentials.format.secret_type,
+        field_name="data" if encode else "stringData", data=data)
+
+
+def _vault_location(store: str) -> tuple[str, str]:
+    mount, _, path = store.removeprefix("vault://").strip("/").partition("/")
+    return mount, path
+
+
+def vault_plugin_values(profile: GlobalResource) -> dict[str, str]:
+    assert profile.credentials is not None
+    mount, path = _vault_location(profile.credentials.store)
+    return {key: f"<path:{mount}/data/{path}#{key}>"
+            for key in profile.credentials.format.required}
+
+
+def credential_external_secret_spec(fleet: Fleet, profile: GlobalResource) -> dict[str, Any]:
+    """ESO ExternalSecret for a profile's credentials: the required keys, the Secret type K10
+    expects, and every field ESO would default written out."""
+    assert profile.credentials is not None
+    _, path = _vault_location(profile.credentials.store)
+    tokens = fleet.tokens
+    return {
+        "data": eso_remote_data(path, profile.credentials.format.required),
+        "refreshInterval": tokens.eso_refresh_interval,
+        "secretStoreRef": {"kind": tokens.eso_store_kind, "name": tokens.eso_store_name},
+        "target": {"creationPolicy": "Owner", "deletionPolicy": "Retain",
+                   "name": profile.credentials.secret_name,
+                   "template": {"engineVersion": "v2", "mergePolicy": "Replace",
+                                "type": profile.credentials.format.secret_type}},
+    }

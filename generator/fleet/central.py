@@ -170,7 +170,9 @@ def with_generated_secret(profile: dict[str, Any]) -> Any:
         return spec
     holder_key = "locationSpec" if spec.get("type") == "Location" else "infra"
     holder, name = spec.get(holder_key), _get(profile, "metadata", "name")
-    credential = holder.get("credential") if isinstance(holder, dict) else None
+    if not isinstance(holder, dict):
+        return spec
+    credential = holder.get("credential")
     if not isinstance(credential, dict) or "secret" in credential or not isinstance(name, str):
         return spec
     secret_name = _get(profile, "credentials", "secretName") or f"{name}-credentials"
@@ -191,9 +193,10 @@ def profile_credentials(doc: LoadedDocument) -> Iterator[Problem]:
         credentials = profile.get("credentials")
         if not isinstance(credentials, dict):
             if isinstance(credential, dict) and "secret" not in credential:
-                yield doc.problem(credential_path, "give credentials.store on the profile (k10fleet "
-                                  "then generates the Secret from the store) or credential.secret "
-                                  "naming a Secret you create in kasten-io-mc", rule="credentials")
+                yield doc.problem(credential_path, "give credentials.store on the profile "
+                                  "(k10fleet then generates the Secret from the store) or "
+                                  "credential.secret naming a Secret you create in kasten-io-mc",
+                                  rule="credentials")
             continue
         secret_type = _get(credential, "secretType")
         if not isinstance(secret_type, str):
@@ -273,19 +276,20 @@ def distributions(doc: LoadedDocument) -> Iterator[Problem]:
         for index, resource in enumerate(item.get("resources") or []):
             if not isinstance(resource, dict):
                 continue
-            kind, name = resource.get("kind"), resource.get("name")
-            if kind not in defined or not isinstance(name, str):
+            ref_kind, ref_name = resource.get("kind"), resource.get("name")
+            if not isinstance(ref_kind, str) or ref_kind not in defined \
+                    or not isinstance(ref_name, str):
                 continue
-            sent.add((kind, name))
-            if name not in defined[kind]:
-                plural = "policies" if kind == "Policy" else "profiles"
-                yield doc.problem((*path, "resources", index, "name"), f"no {kind} named "
-                                  f"{name!r} in spec.{plural}"
-                                  f"{did_you_mean(name, sorted(defined[kind]))}",
+            sent.add((ref_kind, ref_name))
+            if ref_name not in defined[ref_kind]:
+                plural = "policies" if ref_kind == "Policy" else "profiles"
+                yield doc.problem((*path, "resources", index, "name"), f"no {ref_kind} named "
+                                  f"{ref_name!r} in spec.{plural}"
+                                  f"{did_you_mean(ref_name, sorted(defined[ref_kind]))}",
                                   rule="references")
     for path, item in items:
-        included = {(r.get("kind"), r.get("name")) for r in item.get("resources") or []
-                    if isinstance(r, dict)}
+        included = {(str(r.get("kind")), str(r.get("name")))
+                    for r in item.get("resources") or [] if isinstance(r, dict)}
         for kind, name in sorted(included):
             if kind != "Policy" or name not in defined["Policy"]:
                 continue

@@ -6,29 +6,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generator.errors import InvalidInput
+from generator.fleet.central import central_problems
 from generator.fleet.loader import LoadedDocument, LoadLimits, load_yaml_file
 from generator.fleet.model import (
+    CREDENTIAL_FORMATS,
     DEFAULT_CHART_NAME,
     DEFAULT_CHART_REPOSITORY,
     DEFAULT_JOIN_TOKEN_SECRET,
     DEFAULT_NAMESPACE,
     DEFAULT_RELEASE,
-    CREDENTIAL_FORMATS,
     AccessGrant,
     Chart,
     Cluster,
     ClusterTarget,
-    DistributionPlan,
-    GlobalResource,
-    ProfileCredentials,
     Destination,
+    DistributionPlan,
     Fleet,
     GitOps,
+    GlobalResource,
     K10Version,
     KastenSettings,
+    ProfileCredentials,
     Tokens,
 )
-from generator.fleet.central import central_problems
 from generator.fleet.rules import rule_problems
 from generator.fleet.schema import schema_problems
 from generator.merge import deep_merge

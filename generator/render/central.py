@@ -16,7 +16,7 @@ from generator.fleet.model import (
     GlobalResource,
     credential_secret_ref,
 )
-from generator.render.fleet import RenderedTree, eso_remote_data, engine_annotations
+from generator.render.fleet import RenderedTree, engine_annotations, eso_remote_data
 from generator.render.templates import object_meta, render_template
 
 DIST_API = "dist.kio.kasten.io/v1alpha1"

@@ -301,7 +301,7 @@ def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None
         return
     written = outcome.written
     changed = len(written.written) if written else 0
-    click.echo(f"mc-join: {outcome.encryptions} encryption(s), {outcome.kept} unchanged; "
+    click.echo(f"secrets: {outcome.encryptions} encryption(s), {outcome.kept} unchanged; "
                f"{changed} file(s) written into {out_dir}")
 
 
@@ -329,6 +329,41 @@ def status(fleet: str, sources: tuple[str, ...], output_format: str) -> None:
     results = tokens.collect_status(fleet, given)
     click.echo(tokens.status_as_json(results) if output_format == "json"
                else tokens.status_table(results))
+
+
+@main.command()
+@FLEET_ARGUMENT
+@click.option("--from", "source", default=None, metavar="FILE|-",
+              help="Output of `kubectl get clusters.dist.kio.kasten.io -n kasten-io-mc -o json "
+                   "--show-managed-fields` on the primary; without it kubectl is run with "
+                   "spec.primary.kubeContext.")
+@click.option("--apply", "apply_changes", is_flag=True,
+              help="Server-side apply the labels (field manager k10fleet) to the Cluster "
+                   "objects that exist.")
+@FORMAT_OPTION
+@handle_errors
+def labels(fleet: str, source: str | None, apply_changes: bool, output_format: str) -> None:
+    """Show (exit 1 on drift) or --apply the fleet's labels on K10's Cluster objects."""
+    from generator import labels as cluster_labels
+
+    given = None
+    if source is not None:
+        try:
+            with click.open_file(source, "r", encoding="utf-8") as handle:
+                given = handle.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise click.BadParameter(f"cannot read {source}: {e}", param_hint="--from") from None
+    _, changes, applied = cluster_labels.reconcile(fleet, given=given, source=source or "-",
+                                                   apply=apply_changes)
+    click.echo(cluster_labels.plan_as_json(changes) if output_format == "json"
+               else cluster_labels.plan_table(changes))
+    drifting = sum(1 for c in changes if c.state == "drift")
+    if applied:
+        click.echo(f"applied labels to {drifting} Cluster object(s)", err=True)
+    elif drifting:
+        click.echo(f"{drifting} Cluster object(s) differ from the fleet: run `k10fleet labels "
+                   f"{fleet} --apply`", err=True)
+        raise click.exceptions.Exit(CheckFailed.exit_code)
 
 
 def _interactive() -> bool:

@@ -33,8 +33,9 @@ _END = r"(?=:?(?:\s|$)|[\]},])"
 _PURE_NUMBER = r"(?:-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?|[0-9]{1,9}(?:\.[0-9]{1,9}){2,})"
 _RISKY = re.compile(
     rf"[\s\[{{,](?:(?i:y|n|yes|no|on|off){_END}"  # YAML 1.1 booleans
-    rf"|(?!{_PURE_NUMBER}{_END})[-+.]?[0-9])"  # dates, octal, 1e3, 1_000, 10:30, big ints...
-    r"|[!&*%=<\x85\u2028\u2029\ufeff]",  # tags, anchors, aliases, directives, merge keys
+    rf"|(?!{_PURE_NUMBER}{_END})[-+.]?[0-9]"  # dates, octal, 1e3, 1_000, 10:30, big ints...
+    rf"|={_END})"  # a lone '=' is YAML 1.1's value key (env=prod is only text)
+    r"|[!&*%<\x85\u2028\u2029\ufeff]",  # tags, anchors, aliases, directives, merge keys
 )
 
 

@@ -82,7 +82,10 @@ def test_render_then_check_then_drift(write_fleet: WriteFleet, tmp_path: Path) -
     out = tmp_path / "out"
     first = run_cli("render", fleet, "-o", out)
     assert first.exit_code == 0, first.output
-    assert "18 written" in first.output
+    committed = [p for p in (REPO / "output").rglob("*")
+                 if p.is_file() and p.name != ".k10fleet-manifest.json"]
+    assert len(committed) > 20
+    assert f"{len(committed)} written" in first.output
     assert run_cli("render", fleet, "-o", out).output.count("0 written") == 1
     assert run_cli("render", fleet, "-o", out, "--check").exit_code == 0
     (out / "clusters/edge-2/mc-join-config.yaml").write_text("tampered\n")
@@ -179,7 +182,9 @@ def test_kustomize_builds_every_rendered_cluster(write_fleet: WriteFleet,
         assert built.returncode == 0, built.stderr
         kinds[cluster.name] = sorted(d["kind"] for d in yaml.safe_load_all(built.stdout) if d)
     assert kinds == {"edge-1": ["ConfigMap"], "edge-2": ["ConfigMap"], "lab-1": [],
-                     "primary-1": ["Namespace", "Secret"]}
+                     "primary-1": ["Distribution", "K10ClusterRoleBinding",
+                                   "K10ClusterRoleBinding", "Namespace", "Policy", "Profile",
+                                   "Secret"]}
 
 
 def _run_installed(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

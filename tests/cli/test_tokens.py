@@ -51,12 +51,35 @@ def tree_leaks(token: str, root: Path) -> list[str]:
     return [rel for rel, content in tree_bytes(root).items() if leaks(token, content)]
 
 
+def joining_fleet() -> dict[str, Any]:
+    """The example fleet without global profiles (whose credentials need a store of their
+    own): for tests about the join token alone."""
+    data = example_fleet()
+    for key in ("policies", "profiles", "distributions"):
+        data["spec"].pop(key, None)
+    return data
+
+
+def store_profile_credentials(openbao: OpenBao, path: str, values: dict[str, str]) -> None:
+    import hvac
+
+    client = hvac.Client(url=openbao.address, token=openbao.token)
+    client.secrets.kv.v2.create_or_update_secret(path=path, secret=values, mount_point="secret")
+
+
+S3_CREDENTIALS = {"aws_access_key_id": "AKIA" + "EXAMPLE0123456789",
+                  "aws_secret_access_key": "s3cr3t/" + secrets.token_urlsafe(24)}
+
+
 @pytest.fixture
 def fleet_repo(tmp_path: Path, write_fleet: WriteFleet, vault_env: OpenBao,
                age_key: str) -> Iterator[tuple[Path, Path, str]]:
     """A fleet repo with a .sops.yaml, a unique Vault path, and its rendered tree."""
     data = example_fleet()
     data["spec"]["tokens"]["store"] = f"vault://secret/k10fleet/{tmp_path.name}"
+    profile_path = f"k10fleet/{tmp_path.name}-s3"
+    data["spec"]["profiles"][0]["credentials"]["store"] = f"vault://secret/{profile_path}"
+    store_profile_credentials(vault_env, profile_path, S3_CREDENTIALS)
     fleet = write_fleet(data)
     (tmp_path / ".sops.yaml").write_text(
         f"creation_rules:\n  - path_regex: .*\n    age: {age_key}\n")
@@ -88,7 +111,24 @@ def test_import_inject_decrypt_round_trip(fleet_repo: tuple[Path, Path, str],
     assert "stored the join token of primary-1 in vault://secret/k10fleet/" in imported.output
     injected = run_cli("inject", fleet, "-o", out)
     assert injected.exit_code == 0, injected.output
-    assert "1 encryption(s), 0 unchanged" in injected.output
+    # one encryption serves every secondary's mc-join, one more the profile's credentials
+    assert "2 encryption(s), 0 unchanged" in injected.output
+    credentials = decrypt(out / "clusters/primary-1/profile-s3-backups-credentials.sops.yaml")
+    assert credentials["type"] == "secrets.kanister.io/aws"
+    assert credentials["metadata"]["name"] == "s3-backups-credentials"
+    assert credentials["metadata"]["namespace"] == "kasten-io-mc"
+    assert {k: base64.b64decode(v).decode() for k, v in credentials["data"].items()} == \
+        S3_CREDENTIALS
+    for value in S3_CREDENTIALS.values():
+        assert tree_leaks(value, out) == []
+        assert leaks(value, injected.output) == []
+    primary = yaml.safe_load((out / "clusters/primary-1/kustomization.yaml").read_text())
+    assert primary["generators"] == ["secret-generator.yaml"]  # Argo CD: KSOPS decrypts it
+    assert "profile-s3-backups-credentials.sops.yaml" not in primary["resources"]
+    profile = yaml.safe_load((out / "clusters/primary-1/profile-s3-backups.yaml").read_text())
+    assert profile["spec"]["locationSpec"]["credential"]["secret"] == {
+        "apiVersion": "v1", "kind": "Secret", "name": "s3-backups-credentials",
+        "namespace": "kasten-io-mc"}
     for name in ("edge-1", "edge-2"):
         secret = decrypt(out / f"clusters/{name}/mc-join.sops.yaml")
         assert base64.b64decode(secret["data"]["token"]).decode() == token
@@ -140,7 +180,7 @@ def test_flux_tree_lists_the_encrypted_secret(fleet_repo: tuple[Path, Path, str]
 
 
 def test_render_keeps_injected_files_and_inject_rewrites_only_on_change(
-        fleet_repo: tuple[Path, Path, str], tmp_path: Path) -> None:
+        fleet_repo: tuple[Path, Path, str], tmp_path: Path, vault_env: OpenBao) -> None:
     fleet, out, _ = fleet_repo
     import_token(fleet, new_token(), tmp_path)
     assert run_cli("inject", fleet, "-o", out).exit_code == 0
@@ -150,13 +190,31 @@ def test_render_keeps_injected_files_and_inject_rewrites_only_on_change(
     assert "0 written" in rendered.output and "0 removed" in rendered.output
     assert run_cli("render", fleet, "-o", out, "--check").exit_code == 0
     again = run_cli("inject", fleet, "-o", out)
-    assert "0 encryption(s), 2 unchanged; 0 file(s) written" in again.output
+    assert "0 encryption(s), 3 unchanged; 0 file(s) written" in again.output
     assert os.stat(secret).st_mtime_ns == before.st_mtime_ns
     new = new_token()
     import_token(fleet, new, tmp_path)
     changed = run_cli("inject", fleet, "-o", out)
-    assert "1 encryption(s), 0 unchanged" in changed.output
+    assert "1 encryption(s), 1 unchanged" in changed.output  # the profile's Secret is kept
     assert base64.b64decode(decrypt(secret)["data"]["token"]).decode() == new
+    # rotating the profile's credentials re-encrypts that Secret alone
+    credentials = out / "clusters/primary-1/profile-s3-backups-credentials.sops.yaml"
+    data = yaml.safe_load(fleet.read_text())
+    path = data["spec"]["profiles"][0]["credentials"]["store"].removeprefix("vault://secret/")
+    rotated = {**S3_CREDENTIALS, "aws_secret_access_key": "rotated-" + secrets.token_hex(8)}
+    store_profile_credentials(vault_env, path, rotated)
+    rotation = run_cli("inject", fleet, "-o", out)
+    assert "1 encryption(s), 2 unchanged" in rotation.output, rotation.output
+    assert base64.b64decode(decrypt(credentials)["data"]["aws_secret_access_key"]).decode() \
+        == rotated["aws_secret_access_key"]
+    # a profile that leaves the fleet takes its Secret with it
+    for key in ("profiles", "distributions"):
+        del data["spec"][key]
+    data["spec"]["policies"][0]["spec"]["actions"] = [{"action": "backup"}]
+    fleet.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert run_cli("render", fleet, "-o", out).exit_code == 0
+    assert not credentials.exists()
+    assert secret.exists()
 
 
 def test_store_down_changes_nothing(fleet_repo: tuple[Path, Path, str], tmp_path: Path,
@@ -250,7 +308,7 @@ def test_age_flag_without_sops_config(tmp_path: Path, write_fleet: WriteFleet,
                                       monkeypatch: pytest.MonkeyPatch, age_key: str) -> None:
     token = new_token()
     monkeypatch.setenv("K10_TOKEN", token)
-    data = example_fleet()
+    data = joining_fleet()
     data["spec"]["tokens"]["store"] = "env://K10_TOKEN"
     fleet = write_fleet(data)
     out = tmp_path / "output"
@@ -264,7 +322,7 @@ def test_age_flag_without_sops_config(tmp_path: Path, write_fleet: WriteFleet,
 
 def test_env_and_file_store_faults(tmp_path: Path, write_fleet: WriteFleet,
                                    monkeypatch: pytest.MonkeyPatch, age_key: str) -> None:
-    data = example_fleet()
+    data = joining_fleet()
     data["spec"]["tokens"]["store"] = "env://K10_TOKEN"
     fleet = write_fleet(data)
     out = tmp_path / "output"
@@ -301,7 +359,7 @@ def test_file_and_sops_stores_round_trip(tmp_path: Path, write_fleet: WriteFleet
     sops_store.put("endpoint", "https://e")
     assert sops_store.get("token") == token
     assert leaks(token, (tmp_path / "tokens.sops.yaml").read_bytes()) == []
-    data = example_fleet()
+    data = joining_fleet()
     data["spec"]["tokens"]["store"] = f"sops://{tmp_path / 'tokens.sops.yaml'}"
     fleet = write_fleet(data)
     out = tmp_path / "output"
@@ -317,7 +375,7 @@ def test_plain_mode(tmp_path: Path, write_fleet: WriteFleet,
     repo = tmp_path / "repo"
     repo.mkdir()
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    data = example_fleet()
+    data = joining_fleet()
     data["spec"]["tokens"] = {"mode": "plain", "store": "env://K10_TOKEN"}
     fleet = write_fleet(data)
     refused = run_cli("inject", fleet, "--plain-dir", repo / "secrets")
@@ -338,7 +396,7 @@ def test_plain_mode(tmp_path: Path, write_fleet: WriteFleet,
 
 
 def test_status_from_files(tmp_path: Path, write_fleet: WriteFleet) -> None:
-    fleet = write_fleet(example_fleet())
+    fleet = write_fleet(joining_fleet())
     joined = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mc-join-status"},
               "data": {"status": base64.b64encode(b"joined").decode(),
                        "msg": base64.b64encode(b"Joined primary-1").decode()}}
@@ -376,7 +434,7 @@ def test_recipients_follow_path_regex(tmp_path: Path, write_fleet: WriteFleet,
         f"creation_rules:\n  - path_regex: ^secrets/prod/.*\n    age: {other}\n"
         f"  - path_regex: ^output/.*\n    age: {age_key}\n")
     monkeypatch.setenv("K10_TOKEN", new_token())
-    data = example_fleet()
+    data = joining_fleet()
     data["spec"]["tokens"]["store"] = "env://K10_TOKEN"
     fleet = write_fleet(data)
     out = tmp_path / "output"
@@ -392,7 +450,7 @@ def test_symlinked_plain_dir_into_git_is_refused(tmp_path: Path, write_fleet: Wr
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     (tmp_path / "link").symlink_to(repo / "dest")
     monkeypatch.setenv("K10_TOKEN", new_token())
-    data = example_fleet()
+    data = joining_fleet()
     data["spec"]["tokens"] = {"mode": "plain", "store": "env://K10_TOKEN"}
     result = run_cli("inject", write_fleet(data), "--plain-dir", tmp_path / "link")
     assert result.exit_code == 2 and "inside the Git work tree" in result.output

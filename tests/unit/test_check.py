@@ -61,7 +61,9 @@ def test_clean_tree_passes_without_kubeconform(tree: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     report = check(tree)
     assert errors_of(report) == []
-    assert len(report.documents) == 17  # 12 cluster documents, 4 Applications, 1 kustomization
+    # 12 cluster documents, 4 Applications, 1 kustomization, and on the primary 2 access
+    # grants, 1 Policy, 1 Profile and 1 Distribution
+    assert len(report.documents) == 22
     assert report.kubeconform_binary is None and report.notes == []  # --kubeconform off
     monkeypatch.setenv("PATH", "/nonexistent")
     auto = check(tree, kubeconform=None)  # type: ignore[arg-type]
@@ -294,7 +296,7 @@ def test_reports_parse(tree: Path) -> None:
     junit_path.write_text(as_junit(report))
     xml = junitparser.JUnitXml.fromfile(str(junit_path))
     cases = [case for suite in xml for case in suite]
-    assert len(cases) == 17
+    assert len(cases) == 22
     failed = [c for c in cases if not c.is_passed]
     assert [c.name for c in failed] == ["ConfigMap/mc-join-config"]
     assert as_text(report).endswith("1 errors, 0 warnings (kubeconform not used)")

@@ -222,4 +222,6 @@ def test_join_token_secret_name_never_collides_with_generated_files(secret_name:
     assert secret["metadata"]["name"] == secret_name
     assert yaml.safe_load(files["clusters/primary-1/k10-values.yaml"])["multicluster"]
     kustomization = yaml.safe_load(files["clusters/primary-1/kustomization.yaml"])
-    assert len(set(kustomization["resources"])) == len(kustomization["resources"]) == 2
+    resources = kustomization["resources"]
+    assert len(set(resources)) == len(resources)
+    assert resources[:2] == ["kasten-io-mc-namespace.yaml", "join-token-secret.yaml"]

@@ -159,8 +159,8 @@ def _run(args: list[str], stdin: str | None = None) -> str:
 def live_clusters(fleet: Fleet, given: str | None, source: str) -> dict[str, LiveCluster]:
     if given is not None:
         return parse_cluster_list(given, source)
-    args = _kubectl(fleet) + ["get", CLUSTER_RESOURCE, "-n", MC_NAMESPACE, "-o", "json",
-                              "--show-managed-fields", "--request-timeout", "20s"]
+    args = [*_kubectl(fleet), "get", CLUSTER_RESOURCE, "-n", MC_NAMESPACE, "-o", "json",
+            "--show-managed-fields", "--request-timeout", "20s"]
     return parse_cluster_list(_run(args), "kubectl get " + CLUSTER_RESOURCE)
 
 
@@ -171,8 +171,8 @@ def reconcile(fleet_path: str, *, given: str | None = None, source: str = "-",
     changes = plan(fleet, live_clusters(fleet, given, source))
     drifting = [c for c in changes if c.state == "drift"]
     if apply and drifting:
-        _run(_kubectl(fleet) + ["apply", "--server-side", "--field-manager", FIELD_MANAGER,
-                                "--force-conflicts", "-f", "-"], stdin=apply_document(changes))
+        _run([*_kubectl(fleet), "apply", "--server-side", "--field-manager", FIELD_MANAGER,
+              "--force-conflicts", "-f", "-"], stdin=apply_document(changes))
         return fleet, changes, True
     return fleet, changes, False
 

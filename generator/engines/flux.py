@@ -5,7 +5,8 @@ Layout under ``flux/``: ``sources.yaml`` (the fleet's GitRepository and one Helm
 or OCIRepository per chart source), ``<cluster>.yaml`` (two Flux Kustomizations: the
 release, then the Multi-Cluster objects with ``dependsOn``), and ``releases/<cluster>/``
 (the HelmRelease and its values ConfigMap). Remote clusters are reached through
-``kubeConfig.secretRef``; secondaries in sops mode get ``decryption.provider: sops``.
+``kubeConfig.secretRef``; in sops mode, secondaries (and a primary holding profile
+credentials) get ``decryption.provider: sops``.
 """
 
 from __future__ import annotations
@@ -111,7 +112,9 @@ def kustomizations(fleet: Fleet, cluster: Cluster) -> list[dict[str, Any]]:
         "prune": True,
         "sourceRef": source,
     }
-    if not cluster.is_primary and fleet.tokens.mode == "sops":
+    holds_secrets = (any(p.credentials for p in fleet.profiles) if cluster.is_primary
+                     else True)  # mc-join, or profile credentials on the primary
+    if fleet.tokens.mode == "sops" and holds_secrets:
         manifests["decryption"] = {"provider": "sops", "secretRef": {"name": gitops.sops_secret}}
     config = kube_config(cluster)
     if config:

@@ -238,7 +238,7 @@ def secret_names(doc: LoadedDocument) -> Iterator[Problem]:
             else (*path, "metadata", "name")
         if secret in seen:
             line, _ = doc.locate(seen[secret])
-            yield doc.problem(where, f"Secret {secret!r} in {MC_NAMESPACE} is also written for "
+            yield doc.problem(where, f"Secret {secret!r} in {MC_NAMESPACE} is already named at "
                               f"line {line}; set credentials.secretName", rule="unique-names")
         else:
             seen[secret] = where

@@ -111,7 +111,8 @@ def test_flux_objects(tmp_path: Path) -> None:
     assert mc["path"] == "./output/clusters/edge-2"
     assert mc["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
     assert mc["kubeConfig"] == {"secretRef": {"key": "value", "name": "edge-2-kubeconfig"}}
-    assert "decryption" not in kustomizations["k10-mc-primary-1"]["spec"]
+    # the primary decrypts the global profile's SOPS-encrypted credentials
+    assert kustomizations["k10-mc-primary-1"]["spec"]["decryption"] == mc["decryption"]
     assert kustomizations["k10-release-edge-2"]["spec"]["wait"] is True
     releases = {r["metadata"]["name"]: r for r in by_kind(out, "HelmRelease")}
     release = releases["k10-edge-2"]["spec"]

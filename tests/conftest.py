@@ -51,7 +51,7 @@ def write_fleet(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-def run_cli(*args: str) -> Result:
+def run_cli(*args: str | os.PathLike[str]) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 

@@ -23,6 +23,8 @@ def make_fleet(secondaries: int, seed: int = 7) -> dict[str, object]:
             entry["ingressURL"] = f"https://edge-{i:05d}.example.com/k10"
         if rng.random() < 0.2:
             entry["kasten"] = {"version": rng.choice(["7.0.12", "7.5.2", "8.0.1"])}
+        entry["labels"] = {"env": rng.choice(["prod", "staging", "lab"]),
+                           "region": rng.choice(["eu-west", "us-east", "ap-south"])}
         if rng.random() < 0.7:
             entry["values"] = {"global": {"persistence": {"storageClass": rng.choice(hostile)}},
                                "labels": {f"k{j}": rng.choice(hostile) for j in range(3)}}
@@ -35,6 +37,19 @@ def make_fleet(secondaries: int, seed: int = 7) -> dict[str, object]:
             "secondaries": clusters,
             "tokens": {"mode": "sops", "store": "vault://secret/k10fleet/bench"},
             "gitops": {"engine": "argocd", "repoURL": "https://git.example.com/fleet.git"},
+            "access": [
+                {"name": "admins", "role": "k10-multi-cluster-admin",
+                 "subjects": [{"kind": "Group", "name": "k10-admins"}],
+                 "clusters": [{"selector": ""}]},
+                {"name": "lab-viewers", "role": "k10-multi-cluster-config-view",
+                 "subjects": [{"kind": "Group", "name": "lab"}],
+                 "clusters": [{"selector": "env=lab,region in (eu-west,us-east)"}]},
+            ],
+            "policies": [{"metadata": {"name": "prod-daily"}, "spec": {
+                "frequency": "@daily", "retention": {"daily": 7},
+                "actions": [{"action": "backup"}]}}],
+            "distributions": [{"name": "prod", "clusters": [{"selector": "env=prod"}],
+                               "resources": [{"kind": "Policy", "name": "prod-daily"}]}],
         },
     }
 

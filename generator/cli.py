@@ -159,7 +159,8 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
     if output_format == "json":
         report: dict[str, Any] = {"fleet": outcome.fleet_name, "output": out_dir,
                                   "warnings": [p.as_text() for p in outcome.warnings],
-                                  "disconnect": outcome.disconnect}
+                                  "disconnect": outcome.disconnect,
+                                  "awaiting_inject": outcome.awaiting_inject}
         if outcome.drift is not None:
             report.update(clean=outcome.drift.clean, missing=outcome.drift.missing,
                           differing=outcome.drift.differing, extra=outcome.drift.extra)
@@ -184,6 +185,12 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
             w = outcome.written
             click.echo(f"rendered fleet {outcome.fleet_name} into {out_dir}: {len(w.written)} "
                        f"written, {w.unchanged} unchanged, {len(w.removed)} removed")
+        if outcome.awaiting_inject:
+            pending = outcome.awaiting_inject
+            shown = ", ".join(pending[:3]) + (f" and {len(pending) - 3} more"
+                                              if len(pending) > 3 else "")
+            click.echo(f"{len(pending)} Secret file(s) are not in the tree yet ({shown}): run "
+                       f"`k10fleet inject {fleet} -o {out_dir}`", err=True)
         if outcome.disconnect:
             click.echo("Secondaries left the fleet. Removing their files disconnects nothing; "
                        "to disconnect them, run against the primary:")
@@ -282,7 +289,7 @@ def token_import(fleet: str, source: str, output_format: str) -> None:
 @handle_errors
 def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None,
            output_format: str) -> None:
-    """Fill every secondary's mc-join Secret with the join token from the store."""
+    """Fill every secondary's mc-join, and global profiles' credentials, from the stores."""
     from generator import tokens
 
     outcome = tokens.inject(fleet, out_dir, age=age, plain_dir=plain_dir)
@@ -334,12 +341,12 @@ def status(fleet: str, sources: tuple[str, ...], output_format: str) -> None:
 @main.command()
 @FLEET_ARGUMENT
 @click.option("--from", "source", default=None, metavar="FILE|-",
-              help="Output of `kubectl get clusters.dist.kio.kasten.io -n kasten-io-mc -o json "
-                   "--show-managed-fields` on the primary; without it kubectl is run with "
+              help="Output of `kubectl get clusters.dist.kio.kasten.io -n kasten-io-mc -o json` "
+                   "on the primary, to show a plan; without it kubectl is run with "
                    "spec.primary.kubeContext.")
 @click.option("--apply", "apply_changes", is_flag=True,
-              help="Server-side apply the labels (field manager k10fleet) to the Cluster "
-                   "objects that exist.")
+              help="Label the Cluster objects that exist (kubectl label/annotate on the "
+                   "primary); never creates or deletes one.")
 @FORMAT_OPTION
 @handle_errors
 def labels(fleet: str, source: str | None, apply_changes: bool, output_format: str) -> None:

@@ -2,15 +2,15 @@
 
 Git never carries Cluster objects: K10 creates them when a cluster joins, and deleting one
 disconnects the cluster, so a GitOps engine that pruned or recreated them would break the
-fleet. Instead ``k10fleet labels`` applies only the ``metadata.labels`` it owns, with
-server-side apply under its own field manager, to objects that already exist:
+fleet. Instead ``k10fleet labels --apply`` changes only labels, with ``kubectl label``:
 
-* keys k10fleet set earlier and the fleet no longer has are removed by the apply itself
-  (server-side apply drops the fields a manager stops sending);
-* K10's labels (``dist.kio.kasten.io/cluster-type``), ``spec``, ``status`` and finalizers
-  are never sent, so nothing is fought over;
-* each object carries the ``resourceVersion`` read from the primary, so an object deleted
-  in between is never re-created.
+* a label patch never creates an object, so a cluster that left in between stays gone;
+* it carries no resourceVersion, so K10 updating the object's status is no conflict;
+* the annotation ``k10fleet.io/managed-labels`` lists the keys k10fleet set, so a key the
+  fleet drops is removed, and labels set by anyone else are left alone;
+* K10's own label (``dist.kio.kasten.io/cluster-type``), ``spec``, ``status`` and finalizers
+  are never touched.
+Clusters that need the same change are patched by one kubectl call.
 """
 
 from __future__ import annotations
@@ -22,15 +22,13 @@ from typing import Any
 
 import yaml
 
-from generator.errors import EnvironmentFailure, InvalidInput
+from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.model import MC_NAMESPACE, Fleet
 from generator.fleet.validate import load_fleet
 from generator.problems import Problem
-from generator.render.yamlout import dump
 from generator.tools import find_tool
 
-FIELD_MANAGER = "k10fleet"
-CLUSTER_API = "dist.kio.kasten.io/v1alpha1"
+MANAGED_LABELS = "k10fleet.io/managed-labels"
 CLUSTER_RESOURCE = "clusters.dist.kio.kasten.io"
 
 
@@ -38,8 +36,7 @@ CLUSTER_RESOURCE = "clusters.dist.kio.kasten.io"
 class LiveCluster:
     name: str
     labels: dict[str, str]
-    managed: frozenset[str]  # label keys our field manager owns
-    resource_version: str | None
+    managed: frozenset[str]  # label keys k10fleet set (its annotation)
 
 
 @dataclass
@@ -52,7 +49,7 @@ class LabelChange:
     desired: dict[str, str] = field(default_factory=dict)
     set: dict[str, str] = field(default_factory=dict)
     remove: list[str] = field(default_factory=list)
-    resource_version: str | None = None
+    annotate: bool = False  # the managed-labels annotation must change
 
 
 def _bad_input(source: str, message: str) -> InvalidInput:
@@ -60,20 +57,16 @@ def _bad_input(source: str, message: str) -> InvalidInput:
 
 
 def _managed_label_keys(meta: dict[str, Any]) -> frozenset[str]:
-    keys: set[str] = set()
-    for entry in meta.get("managedFields") or []:
-        if not isinstance(entry, dict) or entry.get("manager") != FIELD_MANAGER:
-            continue
-        if entry.get("operation") != "Apply":
-            continue
-        fields = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels") or {}
-        keys.update(k[2:] for k in fields if isinstance(k, str) and k.startswith("f:"))
-    return frozenset(keys)
+    annotations = meta.get("annotations")
+    listed = annotations.get(MANAGED_LABELS) if isinstance(annotations, dict) else None
+    if not isinstance(listed, str):
+        return frozenset()
+    return frozenset(k.strip() for k in listed.split(",") if k.strip())
 
 
 def parse_cluster_list(text: str, source: str) -> dict[str, LiveCluster]:
-    """``kubectl get clusters.dist.kio.kasten.io -n kasten-io-mc -o json
-    --show-managed-fields`` output (a List, or one Cluster)."""
+    """``kubectl get clusters.dist.kio.kasten.io -n kasten-io-mc -o json`` output (a List,
+    or one Cluster)."""
     try:
         doc = json.loads(text)
     except ValueError:
@@ -96,13 +89,13 @@ def parse_cluster_list(text: str, source: str) -> dict[str, LiveCluster]:
         labels = meta.get("labels") or {}
         live[meta["name"]] = LiveCluster(
             meta["name"], {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict)
-            else {}, _managed_label_keys(meta),
-            str(meta["resourceVersion"]) if meta.get("resourceVersion") else None)
+            else {}, _managed_label_keys(meta))
     return live
 
 
 def plan(fleet: Fleet, live: dict[str, LiveCluster]) -> list[LabelChange]:
-    """Per fleet cluster: the labels to set and the k10fleet-owned ones to remove."""
+    """Per fleet cluster: the labels to set, the k10fleet-set ones to remove, and whether the
+    record of what k10fleet manages changes (it adopts keys that already have its value)."""
     changes = []
     for cluster in fleet.clusters:
         desired = dict(cluster.labels)
@@ -113,19 +106,33 @@ def plan(fleet: Fleet, live: dict[str, LiveCluster]) -> list[LabelChange]:
             continue
         to_set = {k: v for k, v in desired.items() if current.labels.get(k) != v}
         to_remove = sorted(k for k in current.managed - desired.keys() if k in current.labels)
-        state = "drift" if to_set or to_remove else "in-sync"
+        annotate = current.managed != frozenset(desired)
+        state = "drift" if to_set or to_remove or annotate else "in-sync"
         changes.append(LabelChange(cluster.name, cluster.cluster_name, state, desired, to_set,
-                                   to_remove, current.resource_version))
+                                   to_remove, annotate))
     return changes
 
 
-def apply_document(changes: list[LabelChange]) -> str:
-    """The server-side apply input: only labels, only for objects that exist."""
-    items = [{"apiVersion": CLUSTER_API, "kind": "Cluster", "metadata": {
-        "name": c.object_name, "namespace": MC_NAMESPACE, "labels": c.desired,
-        **({"resourceVersion": c.resource_version} if c.resource_version else {})}}
-        for c in changes if c.state == "drift"]
-    return dump({"apiVersion": "v1", "kind": "List", "items": items})
+def kubectl_calls(changes: list[LabelChange]) -> list[list[str]]:
+    """``kubectl label``/``annotate`` arguments, one call per distinct change."""
+    labels: dict[tuple[str, ...], list[str]] = {}
+    notes: dict[str, list[str]] = {}
+    for change in changes:
+        if change.state != "drift":
+            continue
+        edits = tuple([f"{k}={v}" for k, v in sorted(change.set.items())] +
+                      [f"{k}-" for k in change.remove])
+        if edits:
+            labels.setdefault(edits, []).append(change.object_name)
+        if change.annotate:
+            keys = ",".join(sorted(change.desired))
+            notes.setdefault(f"{MANAGED_LABELS}={keys}" if keys else f"{MANAGED_LABELS}-",
+                             []).append(change.object_name)
+    calls = [["label", "--overwrite", "-n", MC_NAMESPACE, CLUSTER_RESOURCE, *sorted(names),
+              *edits] for edits, names in sorted(labels.items())]
+    calls += [["annotate", "--overwrite", "-n", MC_NAMESPACE, CLUSTER_RESOURCE, *sorted(names),
+               note] for note, names in sorted(notes.items())]
+    return calls
 
 
 def _kubectl(fleet: Fleet) -> list[str]:
@@ -133,7 +140,7 @@ def _kubectl(fleet: Fleet) -> list[str]:
     if kubectl is None:
         raise EnvironmentFailure("kubectl is not on PATH; install it, or pass --from FILE with "
                                  f"the output of: kubectl get {CLUSTER_RESOURCE} -n "
-                                 f"{MC_NAMESPACE} -o json --show-managed-fields")
+                                 f"{MC_NAMESPACE} -o json")
     primary = fleet.primary
     if not primary.kube_context:
         raise EnvironmentFailure("spec.primary.kubeContext is not set: k10fleet does not know "
@@ -160,19 +167,23 @@ def live_clusters(fleet: Fleet, given: str | None, source: str) -> dict[str, Liv
     if given is not None:
         return parse_cluster_list(given, source)
     args = [*_kubectl(fleet), "get", CLUSTER_RESOURCE, "-n", MC_NAMESPACE, "-o", "json",
-            "--show-managed-fields", "--request-timeout", "20s"]
+            "--request-timeout", "20s"]
     return parse_cluster_list(_run(args), "kubectl get " + CLUSTER_RESOURCE)
 
 
 def reconcile(fleet_path: str, *, given: str | None = None, source: str = "-",
               apply: bool = False) -> tuple[Fleet, list[LabelChange], bool]:
     """The label plan, applied when asked; returns (fleet, plan, applied)."""
+    if apply and given is not None:
+        raise UsageFailure("--apply reads the Cluster objects from the primary itself (a saved "
+                           "listing may be stale); use --from only to show a plan")
     fleet, _ = load_fleet(fleet_path)
     changes = plan(fleet, live_clusters(fleet, given, source))
-    drifting = [c for c in changes if c.state == "drift"]
-    if apply and drifting:
-        _run([*_kubectl(fleet), "apply", "--server-side", "--field-manager", FIELD_MANAGER,
-              "--force-conflicts", "-f", "-"], stdin=apply_document(changes))
+    calls = kubectl_calls(changes)
+    if apply and calls:
+        prefix = _kubectl(fleet)
+        for call in calls:
+            _run([*prefix, *call, "--request-timeout", "20s"])
         return fleet, changes, True
     return fleet, changes, False
 

@@ -40,6 +40,7 @@ class RenderOutcome:
     written: WriteResult | None = None
     drift: Drift | None = None
     disconnect: list[str] = field(default_factory=list)
+    awaiting_inject: list[str] = field(default_factory=list)  # sops files inject will write
 
 
 def validate(fleet_path: str, limits: LoadLimits | None = None) -> ValidationResult:
@@ -123,7 +124,10 @@ def desired_files(
     by_cluster: dict[str, list[str]] = {}
     for rel in kept:
         by_cluster.setdefault(rel.split("/")[1], []).append(os.path.basename(rel))
-    tree = render_fleet(fleet, injected=by_cluster)
+    primary = cluster_dir(fleet.primary.name) + "/"
+    fingerprints = {rel.removeprefix(primary): spec.fingerprint for rel, spec in kept.items()
+                    if rel.startswith(primary) and spec.fingerprint}
+    tree = render_fleet(fleet, injected=by_cluster, fingerprints=fingerprints)
     files = {p: FileSpec(f.content, f.mode) for p, f in tree.files.items()}
     files.update(kept)
     return files, tree.clusters
@@ -240,6 +244,8 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
     meta = manifest_meta(fleet, clusters)
     outcome = RenderOutcome(fleet.name, out_dir, warnings,
                             disconnect=disconnect_commands(fleet, old))
+    if fleet.tokens.mode == "sops":
+        outcome.awaiting_inject = [p for p in injected_paths(fleet) if p not in files]
     if check:
         outcome.drift = diff_tree(out_dir, files, meta)
         if outcome.drift.clean:

@@ -12,10 +12,11 @@ from generator.fleet.model import (
     CLUSTER_TYPE_LABEL,
     CONFIG_API,
     CREDENTIAL_FORMATS,
+    DEFAULT_JOIN_TOKEN_SECRET,
     MC_NAMESPACE,
     credential_secret_ref,
 )
-from generator.fleet.rules import Rule, _get, clusters
+from generator.fleet.rules import Rule, _get, clusters, plain_data
 from generator.fleet.schema import did_you_mean, object_problems
 from generator.fleet.selectors import SelectorError, label_key_problem, parse
 from generator.problems import JsonPath, Problem
@@ -33,6 +34,10 @@ def _list(doc: LoadedDocument, *path: str) -> Iterator[tuple[JsonPath, dict[str,
         for index, item in enumerate(items):
             if isinstance(item, dict):
                 yield (*path, index), item
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _reserved(key: str) -> str | None:
@@ -153,6 +158,18 @@ def global_objects(doc: LoadedDocument) -> Iterator[Problem]:
         items = list(_list(doc, "spec", key))
         yield from _unique_names(doc, iter(items), ("metadata", "name"), kind)
         for path, item in items:
+            not_json = list(plain_data(item, path, doc, kind))
+            if not_json:
+                yield from not_json
+                continue  # the schema cannot judge what JSON cannot hold
+            for field in ("labels", "annotations"):
+                entries = _get(item, "metadata", field)
+                for key in entries if isinstance(entries, dict) else {}:
+                    problem = label_key_problem(str(key))
+                    if problem:
+                        yield doc.problem((*path, "metadata", field, str(key)),
+                                          problem.replace("label key", f"{field[:-1]} key"),
+                                          key=True, rule="schema")
             as_k10 = {"apiVersion": CONFIG_API, "kind": kind,
                       **{k: v for k, v in item.items() if k != "credentials"}}
             if isinstance(as_k10.get("metadata"), dict):
@@ -220,11 +237,26 @@ def profile_credentials(doc: LoadedDocument) -> Iterator[Problem]:
             yield doc.problem((*path, "credentials", "store"), f"tokens.mode {mode} fetches "
                               "secrets from Vault/OpenBao at sync time; the store must be "
                               "vault://MOUNT/PATH", rule="credentials")
+        elif isinstance(store, str) and store.startswith("vault://"):
+            mount, _, rest = store.removeprefix("vault://").strip("/").partition("/")
+            token_store = _get(doc.data, "spec", "tokens", "store")
+            token_mount = token_store.removeprefix("vault://").strip("/").partition("/")[0] \
+                if isinstance(token_store, str) and token_store.startswith("vault://") else None
+            if not rest or "//" in store.removeprefix("vault://").strip("/"):
+                yield doc.problem((*path, "credentials", "store"), "vault store must be "
+                                  "vault://MOUNT/PATH (KV v2)", rule="credentials")
+            elif mode == "external-secrets" and token_mount and mount != token_mount:
+                yield doc.problem((*path, "credentials", "store"), f"the External Secrets "
+                                  f"store serves one KV mount, {token_mount!r} (from "
+                                  f"tokens.store); keep the credentials under "
+                                  f"vault://{token_mount}/...", rule="credentials")
 
 
 def secret_names(doc: LoadedDocument) -> Iterator[Problem]:
     """Secrets k10fleet writes into kasten-io-mc must not collide."""
-    join = _get(doc.data, "spec", "tokens", "joinTokenSecret") or "join-token-secret"
+    join = _get(doc.data, "spec", "tokens", "joinTokenSecret")
+    if not isinstance(join, str):
+        join = DEFAULT_JOIN_TOKEN_SECRET
     seen: dict[str, JsonPath] = {join: ("spec", "tokens", "joinTokenSecret")}
     for path, profile in _list(doc, "spec", "profiles"):
         credentials = profile.get("credentials")
@@ -246,11 +278,13 @@ def secret_names(doc: LoadedDocument) -> Iterator[Problem]:
 
 def _profiles_used_by(policy: dict[str, Any]) -> set[str]:
     names: set[str] = set()
-    for action in _get(policy, "spec", "actions") or []:
+    actions = _get(policy, "spec", "actions")
+    for action in actions if isinstance(actions, list) else []:
         if not isinstance(action, dict):
             continue
         for key, parameters in action.items():
-            if key.endswith("Parameters") and isinstance(parameters, dict):
+            if isinstance(key, str) and key.endswith("Parameters") \
+                    and isinstance(parameters, dict):
                 for ref in ("profile", "blockModeProfile"):
                     name = _get(parameters, ref, "name")
                     if isinstance(name, str):
@@ -273,7 +307,7 @@ def distributions(doc: LoadedDocument) -> Iterator[Problem]:
     for path, item in items:
         yield from _selection(doc, (*path, "clusters"), f"distribution {item.get('name')!r}",
                               known)
-        for index, resource in enumerate(item.get("resources") or []):
+        for index, resource in enumerate(_items(item.get("resources"))):
             if not isinstance(resource, dict):
                 continue
             ref_kind, ref_name = resource.get("kind"), resource.get("name")
@@ -289,7 +323,7 @@ def distributions(doc: LoadedDocument) -> Iterator[Problem]:
                                   rule="references")
     for path, item in items:
         included = {(str(r.get("kind")), str(r.get("name")))
-                    for r in item.get("resources") or [] if isinstance(r, dict)}
+                    for r in _items(item.get("resources")) if isinstance(r, dict)}
         for kind, name in sorted(included):
             if kind != "Policy" or name not in defined["Policy"]:
                 continue
@@ -314,8 +348,10 @@ CENTRAL_RULES: tuple[Rule, ...] = (
 
 
 def central_problems(doc: LoadedDocument) -> list[Problem]:
-    if not any(k in (_get(doc.data, "spec") or {}) for k in
-               ("access", "policies", "profiles", "distributions")) and \
+    spec = _get(doc.data, "spec")
+    if not isinstance(spec, dict):
+        return []  # the schema reports it
+    if not any(k in spec for k in ("access", "policies", "profiles", "distributions")) and \
             not any("labels" in c for _, c in clusters(doc)):
         return []  # the common case at 10,000 clusters: nothing to walk
     problems: list[Problem] = []

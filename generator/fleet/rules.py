@@ -192,21 +192,23 @@ def owned_values(doc: LoadedDocument) -> Iterator[Problem]:
 MAX_VALUES_KEY = 256
 
 
-def _plain_data(value: Any, path: JsonPath, doc: LoadedDocument) -> Iterator[Problem]:
+def plain_data(value: Any, path: JsonPath, doc: LoadedDocument,
+               what: str = "Helm values") -> Iterator[Problem]:
+    """Problems that keep ``value`` from being JSON (what Helm and Kubernetes read)."""
     if isinstance(value, dict):
         for key, child in value.items():
             if not isinstance(key, str):
-                yield doc.problem((*path, str(key)), f"Helm values keys must be strings; quote "
+                yield doc.problem((*path, str(key)), f"{what} keys must be strings; quote "
                                   f"the key {key!r}", key=True, rule="values")
             elif len(key) > MAX_VALUES_KEY:
-                yield doc.problem((*path, key), f"Helm values key longer than {MAX_VALUES_KEY} "
+                yield doc.problem((*path, key), f"{what} key longer than {MAX_VALUES_KEY} "
                                   "characters", key=True, rule="values")
-            yield from _plain_data(child, (*path, str(key)), doc)
+            yield from plain_data(child, (*path, str(key)), doc, what)
     elif isinstance(value, list):
         for index, child in enumerate(value):
-            yield from _plain_data(child, (*path, index), doc)
+            yield from plain_data(child, (*path, index), doc, what)
     elif isinstance(value, float) and not math.isfinite(value):
-        yield doc.problem(path, "Helm values cannot hold NaN or infinity (JSON has no such "
+        yield doc.problem(path, f"{what} cannot hold NaN or infinity (JSON has no such "
                           "numbers); quote it if you mean the text", rule="values")
     elif not (value is None or isinstance(value, str | int | float | bool)):
         yield doc.problem(path, f"unsupported value of type {type(value).__name__}",
@@ -218,7 +220,7 @@ def values_are_json(doc: LoadedDocument) -> Iterator[Problem]:
     for path in _values_locations(doc):
         values = _get(doc.data, *path)
         if isinstance(values, dict):
-            yield from _plain_data(values, path, doc)
+            yield from plain_data(values, path, doc)
 
 
 def fips(doc: LoadedDocument) -> Iterator[Problem]:

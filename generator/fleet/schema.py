@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from collections.abc import Iterator, Sequence
@@ -72,7 +73,8 @@ def describe(value: Any) -> str:
     if isinstance(value, int | float):
         return f"number {value!r}"
     if isinstance(value, str):
-        return f"string {value!r}"
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        return f"string {shown!r}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -172,7 +174,9 @@ def schema_problems(doc: LoadedDocument) -> list[Problem]:
         if len(problems) > 5000:  # enough to report; the rest would only cost time
             break
     if not problems and _fast_validator() is not None:
-        # The two engines disagree: never let that pass silently.
-        problems = [doc.problem(tuple(e.instance_path), e.message, rule="schema")
-                    for e in _fast_validator().iter_errors(doc.data)]
+        # The two engines disagree: never let that pass silently. (Data the fast engine
+        # cannot take, such as non-string keys, is reported by the rules instead.)
+        with contextlib.suppress(ValueError, TypeError, OverflowError):
+            problems = [doc.problem(tuple(e.instance_path), e.message, rule="schema")
+                        for e in _fast_validator().iter_errors(doc.data)]
     return problems

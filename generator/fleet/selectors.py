@@ -8,7 +8,7 @@ select nothing, before anything reaches a cluster.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
@@ -16,7 +16,10 @@ _PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 _KEY = re.compile(rf"(?:(?P<prefix>{_PREFIX})/)?(?P<name>{_NAME})\Z")
 _VALUE = re.compile(rf"(?:{_NAME})?\Z")
 _OPERATORS = frozenset(("==", "!=", "=", "(", ")", ",", "!", "<", ">"))
-_TOKEN = re.compile(r"\s*(?:(?P<op>==|!=|=|\(|\)|,|!|<|>)|(?P<word>[^\s,()=!<>]+))")
+# Kubernetes' lexer knows only these four whitespace characters (not Unicode spaces)
+_TOKEN = re.compile(r"[ \t\r\n]*(?:(?P<op>==|!=|=|\(|\)|,|!|<|>)|(?P<word>[^ \t\r\n,()=!<>]+))")
+_INTEGER = re.compile(r"[+-]?[0-9]+\Z")
+_INT64 = 2**63
 
 
 class SelectorError(ValueError):
@@ -59,13 +62,19 @@ class Requirement:
             return present and labels[self.key] in self.values
         if self.operator == "notin":  # as in Kubernetes: a missing key is "not in"
             return not present or labels[self.key] not in self.values
-        if not present:
+        have = int64(labels[self.key]) if present else None
+        if have is None:
             return False
-        try:
-            have, bound = int(labels[self.key]), int(self.values[0])
-        except ValueError:
-            return False
+        bound = int(self.values[0])
         return have > bound if self.operator == "gt" else have < bound
+
+
+def int64(text: str) -> int | None:
+    """The integer Go's strconv.ParseInt(text, 10, 64) reads, or None."""
+    if not _INTEGER.match(text):
+        return None
+    value = int(text)
+    return value if -_INT64 <= value < _INT64 else None
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ def _tokens(text: str) -> list[str]:
     while position < len(text):
         match = _TOKEN.match(text, position)
         if match is None or match.end() == position:
-            if text[position:].strip() == "":
+            if text[position:].strip(" \t\r\n") == "":
                 break
             raise SelectorError(f"unexpected {text[position:].strip()[:20]!r}")
         tokens.append(match.group("op") or match.group("word"))
@@ -107,6 +116,30 @@ def _value(token: str | None) -> str:
     if problem:
         raise SelectorError(problem)
     return token
+
+
+def _value_list(key: str, op: str, take: Callable[[], str | None],
+                peek: Callable[[], str | None]) -> set[str]:
+    """The values after ``(`` up to ``)``; as in Kubernetes, an empty slot (``()``, ``(,a)``,
+    ``(a,)``) is the empty value."""
+    values: set[str] = set()
+    expect_value = True
+    while True:
+        token = take()
+        if token == ")":
+            if expect_value:
+                values.add("")
+            return values
+        if token == ",":
+            if expect_value:
+                values.add("")
+            expect_value = True
+        elif token is not None and token not in _OPERATORS and expect_value:
+            values.add(_value(token))
+            expect_value = False
+        else:
+            raise SelectorError(f"expected a value, ',' or ')' in the values of {key} {op}, "
+                                f"found {token or 'the end'!r}")
 
 
 def parse(text: str) -> Selector:
@@ -140,23 +173,16 @@ def parse(text: str) -> Selector:
                 requirements.append(Requirement(key, "notin" if op == "!=" else "in", (value,)))
             elif op in ("<", ">"):
                 take()
-                bound = _value(take())
-                if not bound.lstrip("-").isdigit():
-                    raise SelectorError(f"{key}{op}{bound}: the bound must be an integer")
+                bound = take() or ""
+                if int64(bound) is None:
+                    raise SelectorError(f"{key}{op}{bound}: the bound must be a 64-bit integer")
                 requirements.append(Requirement(key, "gt" if op == ">" else "lt", (bound,)))
             elif op in ("in", "notin"):
                 take()
                 if take() != "(":
                     raise SelectorError(f"expected '(' after {key} {op}")
-                values: list[str] = []
-                while True:
-                    values.append(_value(take()))
-                    closing = take()
-                    if closing == ")":
-                        break
-                    if closing != ",":
-                        raise SelectorError(f"expected ',' or ')' in the values of {key} {op}")
-                requirements.append(Requirement(key, op, tuple(values)))
+                values = _value_list(key, op, take, peek)
+                requirements.append(Requirement(key, op, tuple(sorted(values))))
             else:
                 raise SelectorError(f"expected an operator (=, ==, !=, in, notin) after {key!r}, "
                                     f"found {op!r}")

@@ -24,9 +24,11 @@ AUTH_API = "auth.kio.kasten.io/v1alpha1"
 SOURCES_DIGEST = "k10fleet.io/sources-digest"
 
 
-def credential_file(profile: GlobalResource, suffix: str) -> str:
-    """``profile-<name>-credentials<suffix>``: one file per profile Secret (or its fetcher)."""
-    return f"profile-{profile.name}-credentials{suffix}"
+def credential_file(profile: GlobalResource, suffix: str = ".yaml") -> str:
+    """``credentials-<Secret name><suffix>``: Secret names are unique in kasten-io-mc and no
+    other file starts with ``credentials-``, so these never collide."""
+    assert profile.credentials is not None
+    return f"credentials-{profile.credentials.secret_name}{suffix}"
 
 
 def credentialed_profiles(fleet: Fleet) -> list[GlobalResource]:
@@ -52,10 +54,18 @@ def _spec_of(fleet: Fleet, kind: str, name: str) -> Mapping[str, Any]:
     return profile_spec(resource) if kind == "Profile" else resource.spec
 
 
-def sources_digest(fleet: Fleet, resources: tuple[tuple[str, str], ...]) -> str:
-    """Changes whenever a distributed resource changes. K10 re-sends global resources only
-    when their Distribution changes, so the Distribution carries this digest."""
-    canonical = json.dumps([[kind, name, _spec_of(fleet, kind, name)]
+def sources_digest(fleet: Fleet, resources: tuple[tuple[str, str], ...],
+                   fingerprints: Mapping[str, str]) -> str:
+    """Changes whenever a distributed resource changes, its credentials included (through
+    the fingerprint ``inject`` recorded when it encrypted them). K10 re-sends global
+    resources only when their Distribution changes, so the Distribution carries this digest."""
+    def credentials_of(kind: str, name: str) -> str:
+        profile = next((p for p in fleet.profiles if p.name == name), None)
+        if kind != "Profile" or profile is None or profile.credentials is None:
+            return ""
+        return fingerprints.get(credential_file(profile, ".sops.yaml"), "")
+
+    canonical = json.dumps([[kind, name, _spec_of(fleet, kind, name), credentials_of(kind, name)]
                             for kind, name in resources], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -77,8 +87,10 @@ def _metadata(fleet: Fleet, name: str, labels: Mapping[str, str],
     return meta
 
 
-def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, Any]) -> list[str]:
-    """Add the primary's central objects under ``base``; return the files for kustomize."""
+def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, Any],
+                   fingerprints: Mapping[str, str]) -> list[str]:
+    """Add the primary's central objects under ``base``; return the files for kustomize.
+    ``fingerprints`` maps the primary's injected files to what inject recorded for them."""
     files: list[str] = []
 
     def add(file: str, text: str) -> None:
@@ -111,13 +123,13 @@ def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, A
     mode = fleet.tokens.mode
     for profile in credentialed_profiles(fleet):
         if mode == "external-secrets":
-            add(credential_file(profile, "-external-secret.yaml"), render_template(
+            add(credential_file(profile), render_template(
                 "primary/credential-external-secret.yaml.j2", **ctx, profile=profile.name,
                 name=profile.credentials.secret_name if profile.credentials else "",
                 namespace=MC_NAMESPACE, annotations=engine_annotations(fleet, "credentials"),
                 spec=credential_external_secret_spec(fleet, profile)))
         elif mode == "vault-plugin":
-            add(credential_file(profile, ".yaml"), credential_secret(
+            add(credential_file(profile), credential_secret(
                 fleet, profile, vault_plugin_values(profile), encode=False))
     for plan in fleet.distributions:
         add(f"distribution-{plan.name}.yaml", render_template(
@@ -126,7 +138,7 @@ def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, A
                      "them, so K10 re-sends them (it does so only when the Distribution changes)."],
             metadata=_metadata(fleet, plan.name, {}, {
                 **k10_annotations(fleet, wave="2"),
-                SOURCES_DIGEST: sources_digest(fleet, plan.resources)}),
+                SOURCES_DIGEST: sources_digest(fleet, plan.resources, fingerprints)}),
             spec={"clusters": [c.as_k10() for c in plan.clusters],
                   "sources": [{"ref": {"apiVersion": CONFIG_API, "kind": kind, "name": name,
                                        "namespace": MC_NAMESPACE}}

@@ -56,9 +56,9 @@ class MappingStore:
 
     def get(self, key: str) -> str:
         value = self._read().get(key)
-        if value in (None, ""):
+        if value is None or value == "":
             raise MissingKey(self.name, f"{self.path} has no {key!r}")
-        return str(value)
+        return as_secret_text(self.name, key, value)
 
 
 # scheme -> "module:class"; modules are imported only when their scheme is used
@@ -68,6 +68,18 @@ STORES: dict[str, str] = {
     "env": "generator.secrets.env:EnvStore",
     "file": "generator.secrets.file:FileStore",
 }
+
+
+def as_secret_text(store: str, key: str, value: Any) -> str:
+    """A stored value as Secret text: strings as they are, numbers in decimal; anything
+    else (a mapping, a list, true/false) is refused rather than written as Python's repr."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    kind = "a boolean" if isinstance(value, bool) else type(value).__name__
+    raise StoreError(store, f"{key!r} holds {kind}, not text; store it as a string (for JSON "
+                     "such as a service account key, the JSON text itself)")
 
 
 def open_store(uri: str | None) -> SecretStore:

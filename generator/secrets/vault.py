@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from generator.secrets.base import MissingKey, StoreError
+from generator.secrets.base import MissingKey, StoreError, as_secret_text
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -86,9 +86,9 @@ class VaultStore:
 
     def get(self, key: str) -> str:
         value = self._read_all().get(key)
-        if value in (None, ""):
+        if value is None or value == "":
             raise MissingKey(self.name, f"no {key!r} at {self.mount}/{self.path}")
-        return str(value)
+        return as_secret_text(self.name, key, value)
 
     def put(self, key: str, value: str) -> None:
         data = self._read_all(missing_ok=True)

@@ -113,7 +113,7 @@ def test_import_inject_decrypt_round_trip(fleet_repo: tuple[Path, Path, str],
     assert injected.exit_code == 0, injected.output
     # one encryption serves every secondary's mc-join, one more the profile's credentials
     assert "2 encryption(s), 0 unchanged" in injected.output
-    credentials = decrypt(out / "clusters/primary-1/profile-s3-backups-credentials.sops.yaml")
+    credentials = decrypt(out / "clusters/primary-1/credentials-s3-backups-credentials.sops.yaml")
     assert credentials["type"] == "secrets.kanister.io/aws"
     assert credentials["metadata"]["name"] == "s3-backups-credentials"
     assert credentials["metadata"]["namespace"] == "kasten-io-mc"
@@ -124,7 +124,7 @@ def test_import_inject_decrypt_round_trip(fleet_repo: tuple[Path, Path, str],
         assert leaks(value, injected.output) == []
     primary = yaml.safe_load((out / "clusters/primary-1/kustomization.yaml").read_text())
     assert primary["generators"] == ["secret-generator.yaml"]  # Argo CD: KSOPS decrypts it
-    assert "profile-s3-backups-credentials.sops.yaml" not in primary["resources"]
+    assert "credentials-s3-backups-credentials.sops.yaml" not in primary["resources"]
     profile = yaml.safe_load((out / "clusters/primary-1/profile-s3-backups.yaml").read_text())
     assert profile["spec"]["locationSpec"]["credential"]["secret"] == {
         "apiVersion": "v1", "kind": "Secret", "name": "s3-backups-credentials",
@@ -198,15 +198,37 @@ def test_render_keeps_injected_files_and_inject_rewrites_only_on_change(
     assert "1 encryption(s), 1 unchanged" in changed.output  # the profile's Secret is kept
     assert base64.b64decode(decrypt(secret)["data"]["token"]).decode() == new
     # rotating the profile's credentials re-encrypts that Secret alone
-    credentials = out / "clusters/primary-1/profile-s3-backups-credentials.sops.yaml"
+    credentials = out / "clusters/primary-1/credentials-s3-backups-credentials.sops.yaml"
     data = yaml.safe_load(fleet.read_text())
     path = data["spec"]["profiles"][0]["credentials"]["store"].removeprefix("vault://secret/")
     rotated = {**S3_CREDENTIALS, "aws_secret_access_key": "rotated-" + secrets.token_hex(8)}
     store_profile_credentials(vault_env, path, rotated)
+    distribution = out / "clusters/primary-1/distribution-prod-backups.yaml"
+
+    def digest() -> str:
+        value: str = yaml.safe_load(distribution.read_text())["metadata"]["annotations"][
+            "k10fleet.io/sources-digest"]
+        return value
+
+    before_rotation = digest()
     rotation = run_cli("inject", fleet, "-o", out)
     assert "1 encryption(s), 2 unchanged" in rotation.output, rotation.output
     assert base64.b64decode(decrypt(credentials)["data"]["aws_secret_access_key"]).decode() \
         == rotated["aws_secret_access_key"]
+    # K10 re-sends a global profile only when its Distribution changes: the digest does
+    assert digest() != before_rotation
+    assert run_cli("render", fleet, "-o", out, "--check").exit_code == 0
+    # a new Secret name: the old file goes, the new one waits for inject (render says so)
+    data = yaml.safe_load(fleet.read_text())
+    data["spec"]["profiles"][0]["credentials"]["secretName"] = "s3-backups-v2"
+    fleet.write_text(yaml.safe_dump(data, sort_keys=False))
+    renamed = run_cli("render", fleet, "-o", out)
+    assert not credentials.exists()
+    assert "clusters/primary-1/credentials-s3-backups-v2.sops.yaml" in renamed.output
+    assert "run `k10fleet inject" in renamed.output
+    assert run_cli("inject", fleet, "-o", out).exit_code == 0
+    credentials = out / "clusters/primary-1/credentials-s3-backups-v2.sops.yaml"
+    assert decrypt(credentials)["metadata"]["name"] == "s3-backups-v2"
     # a profile that leaves the fleet takes its Secret with it
     for key in ("profiles", "distributions"):
         del data["spec"][key]

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,9 @@ import pytest
 import yaml
 
 from generator.fleet.selectors import SelectorError, parse
-from generator.labels import apply_document, parse_cluster_list, plan
+from generator.labels import kubectl_calls, parse_cluster_list, plan
 from generator.resources import load_schema
-from tests.conftest import REPO, example_fleet, run_cli
+from tests.conftest import KUBECTL, REPO, example_fleet, run_cli
 from tests.golden.variants import GOLDEN, names
 from tests.unit.test_engines import by_kind, objects, render_variant
 
@@ -34,17 +35,29 @@ LABELS = {"env": "prod", "region": "eu-west", "tier": "1"}
     ("tier>0", True), ("tier<1", False),
     ("env=prod,region=eu-west", True), ("env=prod, region=us", False),
     ("example.com/x-y_z.1=a", False),
+    # as Kubernetes' labels.Parse: an empty slot in a value list is the empty value
+    ("team in ()", False), ("env in (,prod)", True), ("env in (prod,)", True),
+    ("tier>+0", True), ("tier>-1", True),
 ])
 def test_selectors_follow_kubernetes(selector: str, matches: bool) -> None:
     assert parse(selector).matches(LABELS) is matches
 
 
+def test_numeric_comparisons_read_values_as_go_does() -> None:
+    assert parse("n>5").matches({"n": "10"})
+    assert not parse("n>5").matches({"n": "1_0"})  # Python's int() would say 10
+    assert not parse("n>5").matches({"n": "99999999999999999999"})  # beyond int64
+    assert parse("n in ()").matches({"n": ""})
+
+
 @pytest.mark.parametrize(("selector", "reason"), [
-    ("env in prod", "expected '('"), ("env in (a", "expected ',' or ')'"),
+    ("env in prod", "expected '('"), ("env in (a", "expected a value, ',' or ')'"),
+    ("env in (a b)", "found 'b'"), ("x>99999999999999999999", "64-bit integer"),
+    ("x>1_0", "64-bit integer"), ("env\u00a0=prod", "is not a label key"),
     ("=prod", "expected a label key"), ("env=prod,", "must be followed"),
     ("env prod", "expected an operator"), ("-env=x", "is not a label key"),
     ("env=pr od", "separated by ','"), ("env=" + "x" * 64, "is not a label value"),
-    ("tier>one", "must be an integer"), ("a/b/c=1", "is not a label key"),
+    ("tier>one", "64-bit integer"), ("a/b/c=1", "is not a label key"),
 ])
 def test_bad_selectors_are_explained(selector: str, reason: str) -> None:
     with pytest.raises(SelectorError, match=re.escape(reason)):
@@ -146,6 +159,56 @@ def test_credential_secrets_per_token_mode(tmp_path: Path) -> None:
         {"k10fleet/profiles/s3-backups"}
 
 
+@pytest.mark.parametrize("mode", ["sops", "external-secrets", "vault-plugin", "plain"])
+def test_file_names_never_collide(mode: str, tmp_path: Path) -> None:
+    """Names chosen to collide with generated files: every object keeps a file of its own."""
+    data = example_fleet()
+    data["spec"]["tokens"]["mode"] = mode
+    profile = data["spec"]["profiles"][0]
+    twin = copy.deepcopy(profile)
+    twin["metadata"]["name"] = "s3-backups-credentials"  # the first one's Secret name
+    twin["credentials"]["secretName"] = "generator"  # next to secret-generator.yaml
+    data["spec"]["profiles"].append(twin)
+    data["spec"]["distributions"][0]["resources"].append(
+        {"kind": "Profile", "name": "s3-backups-credentials"})
+    data["spec"]["policies"].append({"metadata": {"name": "s3-backups"},
+                                     "spec": {"actions": [{"action": "backup"}]}})
+    data["spec"]["distributions"][0]["resources"].append({"kind": "Policy", "name": "s3-backups"})
+    out = render_fleet(data, tmp_path)
+    primary = out / "clusters/primary-1"
+    resources = yaml.safe_load((primary / "kustomization.yaml").read_text())["resources"]
+    assert len(resources) == len(set(resources))
+    built = subprocess.run([KUBECTL, "kustomize", str(primary)], capture_output=True, text=True,
+                           check=False)
+    assert built.returncode == 0, built.stderr
+    names = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(built.stdout)]
+    assert len(names) == len(set(names))
+    assert {("Profile", "s3-backups"), ("Profile", "s3-backups-credentials"),
+            ("Policy", "s3-backups")} <= set(names)
+
+
+def test_store_values_that_are_not_text_are_refused(tmp_path: Path) -> None:
+    store = tmp_path / "creds.yaml"
+    store.write_text(yaml.safe_dump({"token": "t", "project-id": "p",
+                                     "service-account.json": {"private_key": "PRIVATE"}}))
+    store.chmod(0o600)
+    data = example_fleet()
+    data["spec"]["tokens"]["store"] = f"file://{store}"
+    data["spec"]["profiles"][0]["spec"]["locationSpec"]["credential"]["secretType"] = \
+        "GcpServiceAccountKey"
+    data["spec"]["profiles"][0]["spec"]["locationSpec"]["objectStore"]["objectStoreType"] = "GCS"
+    data["spec"]["profiles"][0]["credentials"]["store"] = f"file://{store}"
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "output"
+    assert run_cli("render", fleet, "-o", out).exit_code == 0
+    result = run_cli("inject", fleet, "-o", out, "--age",
+                     "age1j0lxljzucmsthunrf0zh2q89euu7m2lk2g7lcyg68ru2cy27dddqx2xxkw")
+    assert result.exit_code == 3, result.output
+    assert "'service-account.json' holds dict, not text" in result.output
+    assert "PRIVATE" not in result.output
+
+
 def test_flux_primary_decrypts_only_when_it_holds_credentials(tmp_path: Path) -> None:
     data = example_fleet()
     data["spec"]["gitops"]["engine"] = "flux"
@@ -215,20 +278,19 @@ def live_list(*clusters: dict[str, Any]) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(clusters)})
 
 
-def live(name: str, labels: dict[str, str], owned: tuple[str, ...] = (), rv: str = "7"
+def live(name: str, labels: dict[str, str], owned: tuple[str, ...] | None = None
          ) -> dict[str, Any]:
-    managed = [{"manager": "k10-controller", "operation": "Update", "fieldsV1": {
-        "f:metadata": {"f:labels": {"f:dist.kio.kasten.io/cluster-type": {}}}}}]
-    if owned:
-        managed.append({"manager": "k10fleet", "operation": "Apply", "fieldsV1": {
-            "f:metadata": {"f:labels": {f"f:{k}": {} for k in owned}}}})
-    return {"apiVersion": "dist.kio.kasten.io/v1alpha1", "kind": "Cluster", "metadata": {
-        "name": name, "namespace": "kasten-io-mc", "resourceVersion": rv,
+    meta: dict[str, Any] = {
+        "name": name, "namespace": "kasten-io-mc", "resourceVersion": "7",
         "labels": {"dist.kio.kasten.io/cluster-type": "secondary", **labels},
-        "managedFields": managed}, "spec": {"primary": False}, "status": {"id": "x"}}
+        "finalizers": ["dist.kio.kasten.io/cluster-info"]}
+    if owned is not None:
+        meta["annotations"] = {"k10fleet.io/managed-labels": ",".join(owned)}
+    return {"apiVersion": "dist.kio.kasten.io/v1alpha1", "kind": "Cluster", "metadata": meta,
+            "spec": {"primary": False}, "status": {"id": "x"}}
 
 
-def test_label_plan_sets_ours_and_removes_only_what_we_owned() -> None:
+def test_label_plan_sets_ours_removes_only_ours_and_adopts_equal_values() -> None:
     from generator.fleet.validate import load_fleet
 
     fleet, _ = load_fleet(str(REPO / "fleet.yaml"))
@@ -236,28 +298,74 @@ def test_label_plan_sets_ours_and_removes_only_what_we_owned() -> None:
         live("primary-1", {"env": "prod"}, ("env",)),
         # edge-1 joined as edge-one (its clusterName); k10fleet once set "team" on it
         live("edge-one", {"env": "staging", "team": "x", "owner": "someone"}, ("env", "team")),
-        live("edge-2", {"env": "prod", "region": "us-east"}, ()),
-        live("unknown", {}, ())), "live.json")
+        live("edge-2", {"env": "prod", "region": "us-east"}),  # right values, set by hand
+        live("unknown", {})), "live.json")
     changes = {c.cluster: c for c in plan(fleet, current)}
     assert changes["primary-1"].state == "in-sync"
     edge = changes["edge-1"]
     assert (edge.object_name, edge.state) == ("edge-one", "drift")
     assert edge.set == {"env": "prod", "region": "eu-west"}
     assert edge.remove == ["team"]  # "owner" belongs to someone else and stays
-    assert changes["edge-2"].state == "in-sync"  # same values, even if set by hand
+    # nothing to relabel on edge-2, but k10fleet records the keys so it can drop them later
+    assert (changes["edge-2"].state, changes["edge-2"].set, changes["edge-2"].annotate) == \
+        ("drift", {}, True)
     assert changes["lab-1"].state == "not-joined"
-    document = yaml.safe_load(apply_document(list(changes.values())))
-    assert document["items"] == [{
-        "apiVersion": "dist.kio.kasten.io/v1alpha1", "kind": "Cluster",
-        "metadata": {"name": "edge-one", "namespace": "kasten-io-mc",
-                     "labels": {"env": "prod", "region": "eu-west"}, "resourceVersion": "7"}}]
+    assert kubectl_calls(list(changes.values())) == [
+        ["label", "--overwrite", "-n", "kasten-io-mc", "clusters.dist.kio.kasten.io",
+         "edge-one", "env=prod", "region=eu-west", "team-"],
+        ["annotate", "--overwrite", "-n", "kasten-io-mc", "clusters.dist.kio.kasten.io",
+         "edge-2", "edge-one", "k10fleet.io/managed-labels=env,region"],
+    ]
 
 
-def test_labels_command_reports_drift_and_applies_with_server_side_apply(
+def test_same_change_for_many_clusters_is_one_kubectl_call(tmp_path: Path) -> None:
+    from generator.fleet.validate import load_fleet
+
+    data = example_fleet()
+    secondaries = data["spec"]["secondaries"]
+    secondaries[1]["labels"] = dict(secondaries[0]["labels"])  # edge-2 like edge-1
+    data["spec"]["primary"]["labels"] = {"env": "lab"}  # the primary like lab-1
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    fleet, _ = load_fleet(str(path))
+    current = parse_cluster_list(live_list(*[live(n, {}) for n in (
+        "primary-1", "edge-one", "edge-2", "lab-1")]), "live.json")
+    prefix = ["--overwrite", "-n", "kasten-io-mc", "clusters.dist.kio.kasten.io"]
+    assert kubectl_calls(plan(fleet, current)) == [
+        ["label", *prefix, "lab-1", "primary-1", "env=lab"],
+        ["label", *prefix, "edge-2", "edge-one", "env=prod", "region=eu-west"],
+        ["annotate", *prefix, "lab-1", "primary-1", "k10fleet.io/managed-labels=env"],
+        ["annotate", *prefix, "edge-2", "edge-one", "k10fleet.io/managed-labels=env,region"],
+    ]
+
+
+def stand_in_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listing: str,
+                     fail_on: str = "") -> Path:
+    """A stand-in for kubectl on PATH: answers `get` with ``listing``, records every call."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "listing.json").write_text(listing)
+    record = tmp_path / "kubectl.log"
+    script = bin_dir / "kubectl"
+    script.write_text(f"""#!/bin/sh
+echo "$@" >> {record}
+case "$*" in
+  *" get "*) cat {tmp_path / "listing.json"} ;;
+  *"{fail_on or '@@never@@'}"*) echo 'Error from server (NotFound): clusters "x" not found' >&2
+     exit 1 ;;
+esac
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return record
+
+
+def test_labels_command_shows_drift_and_applies_labels_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    source = tmp_path / "live.json"
-    source.write_text(live_list(live("primary-1", {"env": "prod"}, ("env",)),
-                                live("edge-one", {}, ()), live("edge-2", {}, ())))
+    listing = live_list(live("primary-1", {"env": "prod"}, ("env",)), live("edge-one", {}),
+                        live("edge-2", {}))
+    source = tmp_path / "saved.json"
+    source.write_text(listing)
     fleet = str(REPO / "fleet.yaml")
     shown = run_cli("labels", fleet, "--from", source)
     assert shown.exit_code == 1, shown.output
@@ -265,26 +373,30 @@ def test_labels_command_reports_drift_and_applies_with_server_side_apply(
     assert "lab-1      not-joined  env=lab" in shown.output
     as_json = json.loads(run_cli("labels", fleet, "--from", source, "--format", "json").stdout)
     assert [c["state"] for c in as_json] == ["in-sync", "drift", "drift", "not-joined"]
-    # a stand-in for kubectl records what would reach the primary's API server
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    record = tmp_path / "kubectl.log"
-    kubectl = bin_dir / "kubectl"
-    kubectl.write_text(f"#!/bin/sh\necho \"$@\" >> {record}\ncat >> {record}\n")
-    kubectl.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    applied = run_cli("labels", fleet, "--from", source, "--apply")
+    assert run_cli("labels", fleet, "--from", source, "--apply").exit_code == 2  # stale input
+    record = stand_in_kubectl(tmp_path, monkeypatch, listing)
+    applied = run_cli("labels", fleet, "--apply")
     assert applied.exit_code == 0, applied.output
-    args, *body = record.read_text().splitlines()
-    assert args == ("--context primary-1 apply --server-side --field-manager k10fleet "
-                    "--force-conflicts -f -")
-    items = yaml.safe_load("\n".join(body))["items"]
-    assert [i["metadata"]["name"] for i in items] == ["edge-one", "edge-2"]
-    assert all(set(i) == {"apiVersion", "kind", "metadata"} for i in items)  # labels only
+    calls = record.read_text().splitlines()
+    assert calls[0].startswith("--context primary-1 get clusters.dist.kio.kasten.io "
+                               "-n kasten-io-mc -o json")
+    assert all(c.startswith("--context primary-1 ") for c in calls)
+    verbs = [c.split()[2] for c in calls[1:]]
+    assert set(verbs) == {"label", "annotate"}  # never apply, create, delete or patch spec
+    assert any("edge-one env=prod region=eu-west" in c for c in calls)
+
+
+def test_labels_apply_failure_is_an_environment_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = live_list(live("primary-1", {}), live("edge-one", {}), live("edge-2", {}))
+    stand_in_kubectl(tmp_path, monkeypatch, listing, fail_on="label")
+    result = run_cli("labels", str(REPO / "fleet.yaml"), "--apply")
+    assert result.exit_code == 3
+    assert "NotFound" in result.output
 
 
 def test_labels_without_context_or_kubectl_is_an_environment_failure(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     data = example_fleet()
     del data["spec"]["primary"]["kubeContext"]
     del data["spec"]["secondaries"][2]["joinWith"]  # it needs the primary's context too
@@ -292,7 +404,7 @@ def test_labels_without_context_or_kubectl_is_an_environment_failure(
     fleet.write_text(yaml.safe_dump(data, sort_keys=False))
     result = run_cli("labels", fleet)
     assert result.exit_code == 3
-    assert "kubeContext" in result.output or "kubectl" in result.output
+    assert "kubeContext" in result.output
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     bad = run_cli("labels", str(REPO / "fleet.yaml"), "--from", str(broken))

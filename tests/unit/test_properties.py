@@ -55,6 +55,14 @@ values = st.recursive(scalars, lambda inner: st.one_of(
 values_map = st.dictionaries(keys, values, max_size=4)
 
 
+ROLES = ["k10-multi-cluster-admin", "k10-multi-cluster-basic", "k10-multi-cluster-config-view"]
+SELECTORS = ["", "env=prod", "env in (prod,lab),!legacy", "region", "env notin (x)", "n>3"]
+cluster_labels = st.fixed_dictionaries(
+    {"env": st.sampled_from(["prod", "lab", ""])},
+    optional={"region": st.sampled_from(["eu", "us-1", "a.b_c"]),
+              "example.com/team": st.sampled_from(["x", "Y-1"])})
+
+
 def url(host: str, insecure: bool) -> str:
     return f"{'http' if insecure else 'https'}://{host}.example.com/k10"
 
@@ -87,7 +95,31 @@ def fleets(draw: st.DrawFn) -> dict[str, Any]:
             secondary["values"] = draw(values_map)
         if engine == "flux":
             secondary["destination"] = {"kubeConfigSecret": {"name": "kc"}}
+        if draw(st.booleans()):
+            secondary["labels"] = draw(cluster_labels)
         secondaries.append(secondary)
+    if draw(st.booleans()):
+        primary["labels"] = draw(cluster_labels)
+    central: dict[str, Any] = {}
+    if draw(st.booleans()):  # access grants, policies, profiles and distributions
+        target = {"name": draw(st.sampled_from(names))}
+        central["access"] = [{
+            "name": "grant-" + draw(dns_label)[:40], "role": draw(st.sampled_from(ROLES)),
+            "subjects": [{"kind": draw(st.sampled_from(["User", "Group"])),
+                          "name": draw(st.text(min_size=1, max_size=20))}],
+            "clusters": [target, {"selector": draw(st.sampled_from(SELECTORS))}]}]
+        central["policies"] = [{"metadata": {"name": "p-" + draw(dns_label)[:40]}, "spec": {
+            "frequency": "@daily", "retention": {"daily": draw(st.integers(0, 99))},
+            "actions": [{"action": "backup", "backupParameters": draw(values_map)}]}}]
+        central["profiles"] = [{"metadata": {"name": "s3"}, "spec": {
+            "type": "Location", "locationSpec": {
+                "type": "ObjectStore", "credential": {"secretType": "AwsAccessKey"},
+                "objectStore": {"name": draw(text.filter(bool)), "objectStoreType": "S3"}}},
+            "credentials": {"store": "vault://secret/k10fleet/s3"}}]
+        central["distributions"] = [{
+            "name": "d-" + draw(dns_label)[:40], "clusters": [target],
+            "resources": [{"kind": "Policy", "name": central["policies"][0]["metadata"]["name"]},
+                          {"kind": "Profile", "name": "s3"}]}]
     return {
         "apiVersion": "k10fleet/v1alpha1", "kind": "Fleet",
         "metadata": {"name": draw(dns_label)},
@@ -96,6 +128,7 @@ def fleets(draw: st.DrawFn) -> dict[str, Any]:
             "primary": primary, "secondaries": secondaries,
             "tokens": {"mode": mode, "store": "vault://secret/k10fleet/prop"},
             "gitops": {"engine": engine, "repoURL": "https://git.example.com/fleet.git"},
+            **central,
         },
     }
 
@@ -147,6 +180,18 @@ MUTATIONS = [
     else d.update(kind="Fleets"),
     lambda d, v: d["spec"].update(primary=[v]),
     lambda d, v: d["metadata"].update(name=""),
+    lambda d, v: d["spec"].update(access=v),
+    lambda d, v: d["spec"].update(distributions=[{"name": "d", "clusters": [{"selector": "a in"}],
+                                                   "resources": [{"kind": "Policy", "name": "p"}]}],
+                                  policies=[{"metadata": {"name": "p"}, "spec": v}]),
+    lambda d, v: d["spec"]["primary"].update(labels={"kasten.io/x": "y", "ok": str(v)}),
+    lambda d, v: d["spec"].update(access=[{"name": "g", "role": "k10-multi-cluster-admin",
+                                           "subjects": [{"kind": "Group", "name": "x"}],
+                                           "clusters": [{"name": "no-such-" + str(v)}]}]),
+    lambda d, v: d["spec"].update(profiles=[{"metadata": {"name": "s"}, "spec": {
+        "type": "Location", "locationSpec": {"type": "ObjectStore", "credential": {
+            "secretType": v}, "objectStore": {"name": "b", "objectStoreType": "S3"}}},
+        "credentials": {"store": "vault://secret/x"}}]),
 ]
 
 

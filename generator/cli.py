@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import click
 
-from generator import __version__
 from generator.check import DEFAULT_KUBERNETES_VERSION
 from generator.errors import CheckFailed, InvalidInput, K10FleetError
 from generator.problems import Problem, problems_as_json
@@ -106,8 +105,19 @@ def progress_for(label: str) -> _Progress | None:
     return _Progress(label)
 
 
+def _print_version(ctx: click.Context, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    import generator
+
+    click.echo(f"k10fleet, version {generator.__version__}")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="k10fleet")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _param, value: _print_version(ctx, value),
+              help="Show the version and exit.")
 @click.option("--debug", is_flag=True, help="Show tracebacks, for bug reports.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display on long runs.")
 def main(debug: bool, quiet: bool) -> None:
@@ -124,9 +134,9 @@ def main(debug: bool, quiet: bool) -> None:
 @handle_errors
 def validate(fleets: tuple[str, ...], output_format: str) -> None:
     """Check each FLEET (default ./fleet.yaml) against the schema and the fleet rules."""
-    from generator import pipeline
+    from generator.fleet.validate import validate_file  # not the renderer: no Jinja to load
 
-    results = [pipeline.validate(fleet) for fleet in fleets or ("fleet.yaml",)]
+    results = [validate_file(fleet) for fleet in fleets or ("fleet.yaml",)]
     if output_format == "json":
         if len(results) == 1:
             click.echo(problems_as_json(results[0].problems, file=results[0].file))

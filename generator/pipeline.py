@@ -14,7 +14,7 @@ from pathlib import Path
 from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
 from generator.fleet.model import MC_NAMESPACE, Fleet
-from generator.fleet.validate import ValidationResult, load_fleet, validate_file
+from generator.fleet.validate import load_fleet
 from generator.output import (
     MANIFEST,
     Drift,
@@ -41,10 +41,6 @@ class RenderOutcome:
     drift: Drift | None = None
     disconnect: list[str] = field(default_factory=list)
     awaiting_inject: list[str] = field(default_factory=list)  # sops files inject will write
-
-
-def validate(fleet_path: str, limits: LoadLimits | None = None) -> ValidationResult:
-    return validate_file(fleet_path, limits)
 
 
 def guard_output_dir(out_dir: str, fleet_path: str) -> None:

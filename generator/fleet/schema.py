@@ -7,13 +7,14 @@ import difflib
 import re
 from collections.abc import Iterator, Sequence
 from functools import cache
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from generator.fleet.loader import LoadedDocument
 from generator.problems import JsonPath, Problem
 from generator.resources import load_schema
+
+if TYPE_CHECKING:
+    import jsonschema
 
 FLEET_SCHEMA = "fleet.schema.json"
 
@@ -28,6 +29,8 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> I
 
     Python's ``re`` lets ``$`` match there, which would let ``"edge-1\\n"`` pass as a name.
     """
+    import jsonschema
+
     if not isinstance(instance, str):
         return
     python_pattern = pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern
@@ -35,13 +38,18 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> I
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})
+@cache
+def _validator_class() -> Any:
+    """jsonschema is imported only to explain errors (~60 ms that valid fleets never pay)."""
+    import jsonschema
+
+    return jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})
 
 
 @cache
 def _validator() -> Any:
-    return _Validator(load_schema(FLEET_SCHEMA))
+    return _validator_class()(load_schema(FLEET_SCHEMA))
 
 
 @cache
@@ -133,28 +141,32 @@ def _problems_for(doc: LoadedDocument, error: jsonschema.ValidationError) -> Ite
 
 
 @cache
-def _object_validators(schema_name: str) -> tuple[Any, Any]:
-    """(fast or None, detailed) validators for one of schemas/, e.g. a Kasten kind."""
-    schema = load_schema(schema_name)
+def _fast_object_validator(schema_name: str) -> Any:
+    """jsonschema-rs for one of schemas/ (e.g. a Kasten kind); None when not installed."""
     try:
         import jsonschema_rs
     except ImportError:
-        return None, _Validator(schema)
-    return jsonschema_rs.validator_for(schema), _Validator(schema)
+        return None
+    return jsonschema_rs.validator_for(load_schema(schema_name))
+
+
+@cache
+def _object_validator(schema_name: str) -> Any:
+    return _validator_class()(load_schema(schema_name))
 
 
 def object_problems(doc: LoadedDocument, path: JsonPath, schema_name: str,
                     instance: Any) -> list[Problem]:
     """Validate ``instance`` (found at ``path`` in the document) against ``schema_name``,
     locating each problem in the fleet file."""
-    fast, detailed = _object_validators(schema_name)
+    fast = _fast_object_validator(schema_name)
     try:
         if fast is not None and fast.is_valid(instance):
             return []
     except (ValueError, TypeError, OverflowError):
         pass
     problems: list[Problem] = []
-    for error in detailed.iter_errors(instance):
+    for error in _object_validator(schema_name).iter_errors(instance):
         error.path.extendleft(reversed(path))  # absolute_path follows .path
         problems.extend(_problems_for(doc, error))
     return problems

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -155,6 +156,26 @@ def _rule_recipients(rule: Any) -> list[str]:
     return [str(p).strip() for p in parts if str(p).strip()]
 
 
+def _creation_rules(config: str) -> Any:
+    """A .sops.yaml's creation_rules, parsed once per version of the file (inject asks for
+    every Secret it writes, thousands of times in a large fleet)."""
+    try:
+        info = os.stat(config)
+    except OSError:
+        raise UsageFailure(f"cannot read {config}") from None
+    return _parsed_rules(config, info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_rules(config: str, _mtime_ns: int, _size: int) -> Any:
+    try:
+        with open(config, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise UsageFailure(f"cannot read {config} as YAML") from None
+    return loaded.get("creation_rules") if isinstance(loaded, dict) else None
+
+
 def age_recipients(out_dir: str, given: Sequence[str], target: str) -> list[str]:
     """--age, else the recipients of the first creation rule of the nearest .sops.yaml above
     the output dir whose path_regex matches ``target`` (a file path inside the tree)."""
@@ -167,12 +188,7 @@ def age_recipients(out_dir: str, given: Sequence[str], target: str) -> list[str]
             raise UsageFailure("sops mode needs age recipients: pass --age age1... or add a "
                                ".sops.yaml with creation_rules[].age above the output directory")
         source = config
-        try:
-            with open(config, encoding="utf-8") as handle:
-                loaded = yaml.safe_load(handle)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            raise UsageFailure(f"cannot read {config} as YAML") from None
-        rules = loaded.get("creation_rules") if isinstance(loaded, dict) else None
+        rules = _creation_rules(config)
         relative = os.path.relpath(os.path.abspath(os.path.join(out_dir, target)),
                                    os.path.dirname(config))
         for rule in rules if isinstance(rules, list) else []:

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _shared_dir() -> Path:
     """The team's reference data (../shared); K10FLEET_SHARED overrides the location."""
-    candidates = [os.environ.get("K10FLEET_SHARED", ""), REPO.parent / "shared", "/work/shared"]
+    candidates: list[str | Path] = [os.environ.get("K10FLEET_SHARED", ""),
+                                    REPO.parent / "shared", "/work/shared"]
     for candidate in candidates:
         if candidate and Path(candidate, "k10-chart").is_dir():
             return Path(candidate)
@@ -132,7 +133,7 @@ def vault_env(openbao: OpenBao, monkeypatch: pytest.MonkeyPatch) -> OpenBao:
 @pytest.fixture
 def age_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh age identity (pyrage); SOPS_AGE_KEY_FILE points at it. Returns the recipient."""
-    import pyrage
+    import pyrage  # type: ignore[import-untyped]
 
     identity = pyrage.x25519.Identity.generate()
     key_file = tmp_path / "age-key.txt"

@@ -229,10 +229,12 @@ def test_refuses_to_take_over_a_foreign_directory(write_fleet: WriteFleet,
 
 
 def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import click
+
     import generator.cli as cli
 
     shown: list[str] = []
-    monkeypatch.setattr(cli.click, "echo", lambda message="", **kw: shown.append(str(message)))
+    monkeypatch.setattr(click, "echo", lambda message="", **kw: shown.append(str(message)))
     monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
     from click.testing import CliRunner
 

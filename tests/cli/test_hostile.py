@@ -72,8 +72,8 @@ def test_resource_bombs_fail_fast_and_small(tmp_path: Path, name: str, content: 
 def _fleet_pair(tmp_path: Path, count: int) -> tuple[Path, Path, dict[str, bytes],
                                                       dict[str, bytes]]:
     """Fleet A rendered into out/, fleet B differing everywhere; both trees' bytes."""
-    a = make_fleet(count, seed=1)
-    b = make_fleet(count, seed=2)
+    a: dict[str, Any] = make_fleet(count, seed=1)
+    b: dict[str, Any] = make_fleet(count, seed=2)
     b["spec"]["secondaries"] = b["spec"]["secondaries"][count // 10:]  # some leave the fleet
     for directory, data in (("a", a), ("b", b)):
         (tmp_path / directory).mkdir()
@@ -130,7 +130,7 @@ def test_kill_9_during_render_leaves_old_or_new_tree(tmp_path: Path) -> None:
 
 def test_kill_9_during_inject_leaves_old_or_new_tree(tmp_path: Path, age_key: str) -> None:
     token = "planted-" + base64.b32encode(os.urandom(20)).decode()
-    fleet = make_fleet(150)
+    fleet: dict[str, Any] = make_fleet(150)
     fleet["spec"]["tokens"] = {"mode": "sops", "store": "env://K10_TOKEN"}
     (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(fleet))
     env = {**ENV, "K10_TOKEN": token}

@@ -449,7 +449,7 @@ def test_sops_store_encrypts_the_token_whatever_the_repo_rules_say(tmp_path: Pat
 
 def test_recipients_follow_path_regex(tmp_path: Path, write_fleet: WriteFleet,
                                       monkeypatch: pytest.MonkeyPatch, age_key: str) -> None:
-    import pyrage
+    import pyrage  # type: ignore[import-untyped]
 
     other = str(pyrage.x25519.Identity.generate().to_public())
     (tmp_path / ".sops.yaml").write_text(

@@ -32,7 +32,7 @@ def _invoke(*args: str) -> Result:
 
 def _expected(case: Path) -> list[dict[str, Any]]:
     data = yaml.safe_load(case.joinpath("expect.yaml").read_text(encoding="utf-8"))
-    problems = data["problems"]
+    problems: list[dict[str, Any]] = data["problems"]
     assert problems, f"{case.name}: expect.yaml lists no problems"
     return problems
 

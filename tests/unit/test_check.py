@@ -9,6 +9,7 @@ import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import junitparser
 import pytest
@@ -51,7 +52,7 @@ def errors_of(report: CheckReport) -> list[str]:
     return [f.as_text() for f in report.findings if f.level == "error"]
 
 
-def edit_yaml(path: Path, change: Callable[[dict], None]) -> None:
+def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     data = yaml.safe_load(path.read_text())
     change(data)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -78,7 +79,7 @@ def test_clean_tree_passes_with_kubeconform(tree: Path) -> None:
 
 
 # Each planted defect: (file to break, how, what the finding must say).
-DEFECTS: dict[str, tuple[str, Callable[[dict], None], str]] = {
+DEFECTS: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
     "wrong-type": ("clusters/edge-1/mc-join-config.yaml",
                    lambda d: d["data"].update({"cluster-name": True}), "cluster-name"),
     "unknown-field": ("clusters/primary-1/kasten-io-mc-namespace.yaml",
@@ -213,7 +214,7 @@ def test_values_validated_against_real_chart(tree: Path, chart: str) -> None:
 
 
 def test_crds_from_schema_location_and_missing_schemas(tree: Path) -> None:
-    app = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+    app: dict[str, Any] = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
            "metadata": {"name": "k10", "namespace": "argocd"},
            "spec": {"project": "default", "destination": {"server": "https://kubernetes.default.svc"},
                     "source": {"repoURL": "https://charts.kasten.io/", "chart": "k10",
@@ -316,14 +317,14 @@ def test_cli_exit_codes_and_formats(tree: Path) -> None:
 
 def test_kasten_distribution_and_role_binding_schemas(tree: Path) -> None:
     primary = tree / "clusters/primary-1"
-    distribution = {
+    distribution: dict[str, Any] = {
         "apiVersion": "dist.kio.kasten.io/v1alpha1", "kind": "Distribution",
         "metadata": {"name": "prod-backups", "namespace": "kasten-io-mc"},
         "spec": {"clusters": [{"selector": "env=prod"}, {"name": "edge-one"}],
                  "sources": [{"ref": {"apiVersion": "config.kio.kasten.io/v1alpha1",
                                       "kind": "Policy", "name": "daily",
                                       "namespace": "kasten-io-mc"}}]}}
-    binding = {
+    binding: dict[str, Any] = {
         "apiVersion": "auth.kio.kasten.io/v1alpha1", "kind": "K10ClusterRoleBinding",
         "metadata": {"name": "admins", "namespace": "kasten-io-mc"},
         "spec": {"k10ClusterRole": "k10-multi-cluster-admin", "clusters": [{"selector": ""}],

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from generator import output
-from generator.errors import OutputLocked
+from generator.errors import EnvironmentFailure, InvalidInput, OutputLocked
 from generator.output import MANIFEST, FileSpec, diff_tree, read_manifest, write_tree
 from tests.conftest import tree_bytes
 
@@ -94,7 +94,7 @@ def test_failure_mid_write_leaves_previous_tree(tmp_path: Path,
 
     monkeypatch.setattr(output, "_write_file", failing)
     new = {p: FileSpec(b"changed\n") for p in ["a.yaml", "b.yaml", "c.yaml"]}
-    with pytest.raises(output.EnvironmentFailure, match="previous tree is unchanged"):
+    with pytest.raises(EnvironmentFailure, match="previous tree is unchanged"):
         write_tree(str(out), new, {})
     assert tree_bytes(out) == before
     assert [p.name for p in tmp_path.iterdir() if "stage" in p.name] == []
@@ -151,7 +151,7 @@ def test_symlink_in_the_way_is_named(tmp_path: Path) -> None:
     (out / "clusters/a").rmdir()
     (out / "clusters").rmdir()
     (out / "clusters").symlink_to(elsewhere)
-    with pytest.raises(output.EnvironmentFailure, match="clusters is not a directory"):
+    with pytest.raises(EnvironmentFailure, match="clusters is not a directory"):
         write_tree(str(out), FILES, {})
 
 
@@ -159,6 +159,6 @@ def test_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
     out = tmp_path / "output"
     write_tree(str(out), FILES, {})
     (out / MANIFEST).write_text('{"files": {"a": {"mode": "rw"}}}')
-    with pytest.raises(output.InvalidInput) as info:
+    with pytest.raises(InvalidInput) as info:
         read_manifest(str(out))
     assert "not a valid k10fleet manifest" in info.value.problems[0].message

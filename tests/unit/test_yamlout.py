@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -36,7 +37,7 @@ def test_hostile_string_round_trips_in_pyyaml(text: str) -> None:
 
 
 def test_non_strings_round_trip() -> None:
-    data = {"i": -3, "f": 1.5, "big": 1e20, "tiny": 1e-7, "t": True, "n": None,
+    data: dict[str, Any] = {"i": -3, "f": 1.5, "big": 1e20, "tiny": 1e-7, "t": True, "n": None,
             "e": {}, "l": [], "nested": [[1, [2]], {"a": [{"b": 1}]}]}
     assert yaml.safe_load(dump(data)) == data
 

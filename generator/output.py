@@ -29,6 +29,7 @@ from typing import Any
 
 from generator.errors import EnvironmentFailure, InvalidInput, OutputLocked
 from generator.problems import Problem
+from generator.tools import parallel_jobs
 
 MANIFEST = ".k10fleet-manifest.json"
 MANIFEST_FORMAT = 1
@@ -47,7 +48,15 @@ class FileSpec:
 
 
 def _compact(value: Any) -> str:
+    if isinstance(value, dict) and all(type(v) is str for v in value.values()):
+        # file entries (thousands of them): the C string encoder, without json.dumps' setup
+        return "{" + ", ".join(f"{_string(k)}: {_string(value[k])}" for k in sorted(value)) + "}"
+    if type(value) is str:
+        return _string(value)
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+_string = json.encoder.encode_basestring  # the C encoder json.dumps(ensure_ascii=False) uses
 
 
 @dataclass
@@ -193,6 +202,9 @@ def diff_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, An
 
 def _diff(out_dir: str, desired: Mapping[str, FileSpec]) -> Drift:
     drift = Drift()
+    if not os.path.lexists(out_dir):  # a first render: everything is missing, nothing to stat
+        drift.missing = sorted(desired)
+        return drift
     for rel, spec in sorted(desired.items()):
         full = os.path.join(out_dir, rel)
         if not os.path.lexists(full):
@@ -318,16 +330,58 @@ def _stage(out_dir: str, stage: str, desired: Mapping[str, FileSpec], changed: s
             if rel not in dirs_with_files:
                 ensure_dir(rel)
     umask = _current_umask()
-    for index, (rel, spec) in enumerate(sorted(desired.items())):
-        if progress is not None and index % 500 == 0:
-            progress(index, len(desired))
+    to_write = []
+    for rel in sorted(desired):
         if rel in keep_links:
             result.unchanged += 1
-            continue
-        ensure_dir(os.path.dirname(rel))
-        _write_file(os.path.join(stage, rel), spec, umask)
-        if rel != MANIFEST:
-            result.written.append(rel)
+        else:
+            ensure_dir(os.path.dirname(rel))
+            to_write.append(rel)
+    share = to_write[1::2] if len(to_write) >= PARALLEL_WRITES and parallel_jobs() > 1 else []
+    helper = _write_in_child(stage, [(rel, desired[rel]) for rel in share], umask) \
+        if share else None
+    mine = to_write[0::2] if share else to_write
+    try:
+        for index, rel in enumerate(mine):
+            if progress is not None and index % 250 == 0:
+                done = result.unchanged + (2 * index if share else index)
+                progress(min(done, len(desired)), len(desired))
+            _write_file(os.path.join(stage, rel), desired[rel], umask)
+    finally:
+        if helper is not None:
+            helper()  # always reaped; raises if its half failed
+    result.written.extend(rel for rel in to_write if rel != MANIFEST)
+
+
+PARALLEL_WRITES = 2000  # files; fewer are written faster than a second process starts
+
+
+def _write_in_child(stage: str, files: list[tuple[str, FileSpec]],
+                    umask: int) -> Callable[[], None]:
+    """Write ``files`` into the staging tree from a forked process (file creation is most of
+    a cold render); the returned call waits and raises OSError if the helper failed."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; coverage cannot follow a fork
+        os.close(read_end)
+        code, message = 0, b""
+        try:
+            for rel, spec in files:
+                _write_file(os.path.join(stage, rel), spec, umask)
+        except BaseException as e:  # anything at all: the parent reports it
+            code, message = 1, str(e).encode(errors="replace")[:500]
+        os.write(write_end, message)
+        os._exit(code)
+    os.close(write_end)
+
+    def wait() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            message = pipe.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise OSError(errno.EIO, message or "a writer process failed")
+
+    return wait
 
 
 def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any],

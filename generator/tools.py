@@ -33,3 +33,14 @@ def atomic_write(path: str, content: bytes, mode: int) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def parallel_jobs() -> int:
+    """Processes worth forking for large renders: the cores this process may use, at most
+    two (the measured gain stops there), or ``K10FLEET_JOBS`` (1 turns forking off)."""
+    try:
+        wanted = int(os.environ.get("K10FLEET_JOBS", "0"))
+    except ValueError:
+        wanted = 0
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return max(1, min(2, wanted or available))

@@ -67,13 +67,15 @@ def application_spec(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
     return spec
 
 
-def render(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> None:
-    names = []
-    for cluster in fleet.clusters:
-        name = f"{cluster.name}.yaml"
-        names.append(name)
-        tree.add(f"{FOLDER}/{name}", render_template(
-            "argocd/application.yaml.j2", **ctx, cluster=cluster, name=app_name(cluster),
-            namespace=fleet.gitops.namespace, spec=application_spec(fleet, cluster)))
+def render_cluster(fleet: Fleet, cluster: Cluster, tree: RenderedTree,
+                   ctx: dict[str, Any]) -> None:
+    """The cluster's Application (after its own files, which it does not read)."""
+    tree.add(f"{FOLDER}/{cluster.name}.yaml", render_template(
+        "argocd/application.yaml.j2", **ctx, cluster=cluster, name=app_name(cluster),
+        namespace=fleet.gitops.namespace, spec=application_spec(fleet, cluster)))
+
+
+def render_global(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> None:
+    names = sorted(f"{cluster.name}.yaml" for cluster in fleet.clusters)
     tree.add(f"{FOLDER}/kustomization.yaml", render_template(
-        "kustomization.yaml.j2", **ctx, resources=sorted(names), generators=[]))
+        "kustomization.yaml.j2", **ctx, resources=names, generators=[]))

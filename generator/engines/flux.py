@@ -130,32 +130,36 @@ def kustomizations(fleet: Fleet, cluster: Cluster) -> list[dict[str, Any]]:
     ]
 
 
-def render(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> None:
+def render_cluster(fleet: Fleet, cluster: Cluster, tree: RenderedTree,
+                   ctx: dict[str, Any]) -> None:
+    """The cluster's HelmRelease, values ConfigMap and Kustomizations (after its own files:
+    the values ConfigMap is named after the content of k10-values.yaml)."""
     from generator.render.fleet import cluster_dir
 
-    listed = ["sources.yaml"]
+    values = tree.files[f"{cluster_dir(cluster.name)}/k10-values.yaml"].content
+    values_name = values_configmap_name(cluster, values)
+    base = f"{FOLDER}/releases/{cluster.name}"
+    release = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+               "metadata": {"name": f"k10-{cluster.name}",
+                            "namespace": fleet.gitops.namespace},
+               "spec": helm_release_spec(fleet, cluster, values_name)}
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": values_name, "namespace": fleet.gitops.namespace},
+                 "data": {"values.yaml": values.decode()}}
+    tree.add(f"{base}/helmrelease.yaml", render_template(
+        "flux/objects.yaml.j2", **ctx, objects=[release]))
+    tree.add(f"{base}/values-configmap.yaml", render_template(
+        "flux/objects.yaml.j2", **ctx, objects=[configmap]))
+    tree.add(f"{base}/kustomization.yaml", render_template(
+        "kustomization.yaml.j2", **ctx, resources=["helmrelease.yaml",
+                                                  "values-configmap.yaml"], generators=[]))
+    tree.add(f"{FOLDER}/{cluster.name}.yaml", render_template(
+        "flux/objects.yaml.j2", **ctx, objects=kustomizations(fleet, cluster)))
+
+
+def render_global(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> None:
     tree.add(f"{FOLDER}/sources.yaml", render_template(
         "flux/objects.yaml.j2", **ctx, objects=sources(fleet)))
-    for cluster in fleet.clusters:
-        values = tree.files[f"{cluster_dir(cluster.name)}/k10-values.yaml"].content
-        values_name = values_configmap_name(cluster, values)
-        base = f"{FOLDER}/releases/{cluster.name}"
-        release = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-                   "metadata": {"name": f"k10-{cluster.name}",
-                                "namespace": fleet.gitops.namespace},
-                   "spec": helm_release_spec(fleet, cluster, values_name)}
-        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                     "metadata": {"name": values_name, "namespace": fleet.gitops.namespace},
-                     "data": {"values.yaml": values.decode()}}
-        tree.add(f"{base}/helmrelease.yaml", render_template(
-            "flux/objects.yaml.j2", **ctx, objects=[release]))
-        tree.add(f"{base}/values-configmap.yaml", render_template(
-            "flux/objects.yaml.j2", **ctx, objects=[configmap]))
-        tree.add(f"{base}/kustomization.yaml", render_template(
-            "kustomization.yaml.j2", **ctx, resources=["helmrelease.yaml",
-                                                      "values-configmap.yaml"], generators=[]))
-        listed.append(f"{cluster.name}.yaml")
-        tree.add(f"{FOLDER}/{cluster.name}.yaml", render_template(
-            "flux/objects.yaml.j2", **ctx, objects=kustomizations(fleet, cluster)))
+    listed = ["sources.yaml", *(f"{cluster.name}.yaml" for cluster in fleet.clusters)]
     tree.add(f"{FOLDER}/kustomization.yaml", render_template(
         "kustomization.yaml.j2", **ctx, resources=listed, generators=[]))

@@ -1,0 +1,88 @@
+"""Large renders use a second process for half the secondaries and half the file writes:
+the bytes must be the same as with one process, and a failing helper must change nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.make_fleet import make_fleet
+from generator import output
+from generator.errors import EnvironmentFailure
+from generator.output import FileSpec, write_tree
+from generator.render import fleet as render
+from tests.conftest import run_cli, tree_bytes
+
+SIZE = render.PARALLEL_FROM + 101  # an odd count: the halves differ in size
+
+
+@pytest.fixture(scope="module")
+def big_fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import yaml
+
+    path = tmp_path_factory.mktemp("big") / "fleet.yaml"
+    data = make_fleet(SIZE)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def render_with(jobs: str, fleet: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
+        str, bytes]:
+    monkeypatch.setenv("K10FLEET_JOBS", jobs)
+    result = run_cli("render", fleet, "-o", out)
+    assert result.exit_code == 0, result.output
+    return tree_bytes(out)
+
+
+def test_two_processes_write_the_same_bytes_as_one(big_fleet: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    one = render_with("1", big_fleet, tmp_path / "one", monkeypatch)
+    two = render_with("2", big_fleet, tmp_path / "two", monkeypatch)
+    assert len(one) > output.PARALLEL_WRITES  # both helpers really ran
+    assert one == two
+    modes = {p.relative_to(tmp_path / "two"): p.stat().st_mode
+             for p in (tmp_path / "two").rglob("*")}
+    assert modes == {p.relative_to(tmp_path / "one"): p.stat().st_mode
+                     for p in (tmp_path / "one").rglob("*")}
+
+
+def test_a_failing_render_helper_is_replaced_by_the_parent(
+        big_fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = render_with("1", big_fleet, tmp_path / "one", monkeypatch)
+    parent = os.getpid()
+    real = render._render_secondaries
+
+    def only_in_the_parent(*args: Any, **kwargs: Any) -> None:
+        if os.getpid() != parent:
+            raise RuntimeError("helper down")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(render, "_render_secondaries", only_in_the_parent)
+    assert render_with("2", big_fleet, tmp_path / "two", monkeypatch) == expected
+
+
+def test_a_failing_write_helper_leaves_the_previous_tree(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    before_files = {f"d{i // 4}/f{i % 4}.yaml": FileSpec(b"old\n")
+                    for i in range(output.PARALLEL_WRITES + 10)}
+    monkeypatch.setenv("K10FLEET_JOBS", "2")
+    write_tree(str(out), before_files, {})
+    before = tree_bytes(out)
+    parent = os.getpid()
+    real = output._write_file
+
+    def failing_in_the_helper(path: str, spec: FileSpec, umask: int = 0o022) -> None:
+        if os.getpid() != parent:
+            raise OSError(28, "No space left on device")
+        real(path, spec, umask)
+
+    monkeypatch.setattr(output, "_write_file", failing_in_the_helper)
+    changed = {rel: FileSpec(b"new\n") for rel in before_files}
+    with pytest.raises(EnvironmentFailure, match="No space left on device"):
+        write_tree(str(out), changed, {})
+    assert tree_bytes(out) == before
+    assert [p.name for p in tmp_path.iterdir() if "stage" in p.name] == []

@@ -20,13 +20,11 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.model import MC_NAMESPACE, Fleet
 from generator.fleet.validate import load_fleet
 from generator.problems import Problem
-from generator.tools import find_tool
+from generator.tools import find_tool, load_kubectl_output
 
 MANAGED_LABELS = "k10fleet.io/managed-labels"
 CLUSTER_RESOURCE = "clusters.dist.kio.kasten.io"
@@ -68,12 +66,9 @@ def parse_cluster_list(text: str, source: str) -> dict[str, LiveCluster]:
     """``kubectl get clusters.dist.kio.kasten.io -n kasten-io-mc -o json`` output (a List,
     or one Cluster)."""
     try:
-        doc = json.loads(text)
+        doc = load_kubectl_output(text)
     except ValueError:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise _bad_input(source, "not the JSON or YAML that kubectl get prints") from None
+        raise _bad_input(source, "not the JSON or YAML that kubectl get prints") from None
     if not isinstance(doc, dict):
         raise _bad_input(source, "expected a List of Cluster objects")
     items = doc.get("items") if "items" in doc else [doc]
@@ -145,10 +140,7 @@ def _kubectl(fleet: Fleet) -> list[str]:
     if not primary.kube_context:
         raise EnvironmentFailure("spec.primary.kubeContext is not set: k10fleet does not know "
                                  "which cluster is the primary; set it, or pass --from FILE")
-    args = [kubectl, "--context", primary.kube_context]
-    if primary.kubeconfig:
-        args += ["--kubeconfig", primary.kubeconfig]
-    return args
+    return [kubectl, *primary.kubectl_flags()]
 
 
 def _run(args: list[str], stdin: str | None = None) -> str:

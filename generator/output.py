@@ -29,7 +29,7 @@ from typing import Any
 
 from generator.errors import EnvironmentFailure, InvalidInput, OutputLocked
 from generator.problems import Problem
-from generator.tools import parallel_jobs
+from generator.tools import in_forked_child, parallel_jobs
 
 MANIFEST = ".k10fleet-manifest.json"
 MANIFEST_FORMAT = 1
@@ -338,8 +338,9 @@ def _stage(out_dir: str, stage: str, desired: Mapping[str, FileSpec], changed: s
             ensure_dir(os.path.dirname(rel))
             to_write.append(rel)
     share = to_write[1::2] if len(to_write) >= PARALLEL_WRITES and parallel_jobs() > 1 else []
-    helper = _write_in_child(stage, [(rel, desired[rel]) for rel in share], umask) \
-        if share else None
+    # file creation is most of a cold render: a forked helper writes every second file
+    helper = in_forked_child(lambda: _write_files(
+        stage, [(rel, desired[rel]) for rel in share], umask)) if share else None
     mine = to_write[0::2] if share else to_write
     try:
         for index, rel in enumerate(mine):
@@ -356,32 +357,9 @@ def _stage(out_dir: str, stage: str, desired: Mapping[str, FileSpec], changed: s
 PARALLEL_WRITES = 2000  # files; fewer are written faster than a second process starts
 
 
-def _write_in_child(stage: str, files: list[tuple[str, FileSpec]],
-                    umask: int) -> Callable[[], None]:
-    """Write ``files`` into the staging tree from a forked process (file creation is most of
-    a cold render); the returned call waits and raises OSError if the helper failed."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; coverage cannot follow a fork
-        os.close(read_end)
-        code, message = 0, b""
-        try:
-            for rel, spec in files:
-                _write_file(os.path.join(stage, rel), spec, umask)
-        except BaseException as e:  # anything at all: the parent reports it
-            code, message = 1, str(e).encode(errors="replace")[:500]
-        os.write(write_end, message)
-        os._exit(code)
-    os.close(write_end)
-
-    def wait() -> None:
-        with os.fdopen(read_end, "rb") as pipe:
-            message = pipe.read().decode(errors="replace")
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise OSError(errno.EIO, message or "a writer process failed")
-
-    return wait
+def _write_files(stage: str, files: list[tuple[str, FileSpec]], umask: int) -> None:
+    for rel, spec in files:
+        _write_file(os.path.join(stage, rel), spec, umask)
 
 
 def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any],

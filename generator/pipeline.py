@@ -101,11 +101,7 @@ def disconnect_commands(fleet: Fleet, old: Manifest) -> list[str]:
         if isinstance(info, dict) and info.get("role") == "secondary"
         and str(info.get("clusterName", name)) not in now
     })
-    extra: list[str] = []
-    if fleet.primary.kube_context:
-        extra += ["--context", fleet.primary.kube_context]
-    if fleet.primary.kubeconfig:
-        extra += ["--kubeconfig", fleet.primary.kubeconfig]
+    extra = fleet.primary.kubectl_flags()
     return [" ".join(shlex.quote(a) for a in
                      ["kubectl", "delete", "cluster", name, "-n", MC_NAMESPACE, *extra])
             for name in gone]

@@ -42,7 +42,7 @@ from generator.render.templates import object_meta
 from generator.render.yamlout import dump
 from generator.secrets.base import ENDPOINT_KEY, TOKEN_KEY, StoreError, open_store, optional
 from generator.secrets.sops import find_sops_config, run_sops
-from generator.tools import atomic_write
+from generator.tools import atomic_write, load_kubectl_output
 
 ENCRYPTED_REGEX = "^(data|stringData)$"
 _AGE_RECIPIENT = re.compile(r"age1[0-9a-z]{58}\Z")
@@ -61,15 +61,11 @@ def _bad_input(source: str, message: str) -> InvalidInput:
 def parse_join_token_secret(text: str, source: str, expected_name: str) -> JoinToken:
     """Read ``kubectl get secret NAME -n kasten-io-mc -o json|yaml`` output (or a List)."""
     try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError):
-        try:
-            doc = yaml.safe_load(text)
-        except (yaml.YAMLError, RecursionError):
-            # no parser message: it would quote the input, which may hold the token
-            raise _bad_input(source, "not the JSON or YAML that kubectl get secret prints "
-                             f"(run: kubectl get secret {expected_name} -n {MC_NAMESPACE} "
-                             "-o json)") from None
+        doc = load_kubectl_output(text)
+    except ValueError:
+        raise _bad_input(source, "not the JSON or YAML that kubectl get secret prints "
+                         f"(run: kubectl get secret {expected_name} -n {MC_NAMESPACE} "
+                         "-o json)") from None
     if not isinstance(doc, dict):
         raise _bad_input(source, "expected a Kubernetes Secret (or List) object")
     items = doc.get("items") if doc.get("kind") == "List" else [doc]
@@ -391,12 +387,9 @@ class JoinStatus:
 def parse_join_status(cluster: str, text: str) -> JoinStatus:
     """One secondary's ``kubectl get secret mc-join-status -n kasten-io -o json``."""
     try:
-        doc = json.loads(text)
+        doc = load_kubectl_output(text)
     except ValueError:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError:
-            return JoinStatus(cluster, "unreadable", "not kubectl JSON/YAML output")
+        return JoinStatus(cluster, "unreadable", "not kubectl JSON/YAML output")
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, dict):
         return JoinStatus(cluster, "unknown", "no mc-join-status data yet (join not started?)")
@@ -427,11 +420,8 @@ def collect_status(fleet_path: str, given: dict[str, str]) -> list[JoinStatus]:
         if kubectl is None:
             results.append(JoinStatus(secondary.name, "unknown", "kubectl not on PATH"))
             continue
-        args: list[str] = [kubectl, "--context", secondary.kube_context]
-        if secondary.kubeconfig:
-            args += ["--kubeconfig", secondary.kubeconfig]
-        args += ["get", "secret", "mc-join-status", "-n", secondary.kasten.namespace, "-o",
-                 "json", "--request-timeout", "10s"]
+        args = [kubectl, *secondary.kubectl_flags(), "get", "secret", "mc-join-status", "-n",
+                secondary.kasten.namespace, "-o", "json", "--request-timeout", "10s"]
         done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=30)
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["kubectl failed"])[-1][:200]

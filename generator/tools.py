@@ -1,10 +1,15 @@
-"""Find external programs: on PATH, or installed beside this Python (pip's scripts folder)."""
+"""Small helpers for the world outside: external programs, files, kubectl output, cores."""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import pickle
 import shutil
 import sys
+from collections.abc import Callable
+from typing import Any
 
 
 def find_tool(name: str) -> str | None:
@@ -35,6 +40,21 @@ def atomic_write(path: str, content: bytes, mode: int) -> None:
         raise
 
 
+def load_kubectl_output(text: str) -> Any:
+    """What ``kubectl get -o json`` (or ``-o yaml``) printed; ValueError when it is neither.
+    The parser's own message is dropped: it would quote the input, which may hold a secret."""
+    import yaml
+
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        raise ValueError("not kubectl JSON or YAML output") from None
+
+
 def parallel_jobs() -> int:
     """Processes worth forking for large renders: the cores this process may use, at most
     two (the measured gain stops there), or ``K10FLEET_JOBS`` (1 turns forking off)."""
@@ -44,3 +64,36 @@ def parallel_jobs() -> int:
         wanted = 0
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     return max(1, min(2, wanted or available))
+
+
+def in_forked_child(work: Callable[[], Any]) -> Callable[[], Any]:
+    """Start ``work`` in a forked process (on the other core) and return the call that waits
+    for it: its picklable result, or OSError carrying the helper's error message."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; coverage cannot follow a fork
+        code = 1
+        try:
+            os.close(read_end)
+            try:
+                payload, code = pickle.dumps((True, work()), pickle.HIGHEST_PROTOCOL), 0
+            except BaseException as e:  # anything at all: the parent decides what it means
+                payload = pickle.dumps((False, str(e)[:500]))
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(payload)
+        finally:
+            os._exit(code)
+    os.close(write_end)
+
+    def wait() -> Any:
+        try:
+            with os.fdopen(read_end, "rb") as pipe:
+                done, value = pickle.load(pipe)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            done, value = False, "a helper process ended without an answer"
+        _, status = os.waitpid(pid, 0)
+        if not done or os.waitstatus_to_exitcode(status) != 0:
+            raise OSError(errno.EIO, str(value))
+        return value
+
+    return wait

@@ -14,7 +14,9 @@ from generator.fleet.model import (
     CREDENTIAL_FORMATS,
     DEFAULT_JOIN_TOKEN_SECRET,
     MC_NAMESPACE,
-    credential_secret_ref,
+    credential_holder,
+    vault_mount_and_path,
+    with_credential_secret,
 )
 from generator.fleet.rules import Rule, _get, clusters, plain_data
 from generator.fleet.schema import did_you_mean, object_problems
@@ -182,19 +184,14 @@ def global_objects(doc: LoadedDocument) -> Iterator[Problem]:
 
 def with_generated_secret(profile: dict[str, Any]) -> Any:
     """The profile spec as rendered: credential.secret names the Secret k10fleet writes."""
-    spec = profile.get("spec")
-    if not isinstance(spec, dict):
+    spec, name = profile.get("spec"), _get(profile, "metadata", "name")
+    if not isinstance(spec, dict) or not isinstance(name, str):
         return spec
-    holder_key = "locationSpec" if spec.get("type") == "Location" else "infra"
-    holder, name = spec.get(holder_key), _get(profile, "metadata", "name")
-    if not isinstance(holder, dict):
-        return spec
-    credential = holder.get("credential")
-    if not isinstance(credential, dict) or "secret" in credential or not isinstance(name, str):
-        return spec
+    credential = _get(spec, credential_holder(spec), "credential")
+    if isinstance(credential, dict) and "secret" in credential:
+        return spec  # hand-written: profile_credentials reports it
     secret_name = _get(profile, "credentials", "secretName") or f"{name}-credentials"
-    return {**spec, holder_key: {**holder, "credential": {
-        **credential, "secret": credential_secret_ref(str(secret_name))}}}
+    return with_credential_secret(spec, str(secret_name))
 
 
 def profile_credentials(doc: LoadedDocument) -> Iterator[Problem]:
@@ -204,7 +201,7 @@ def profile_credentials(doc: LoadedDocument) -> Iterator[Problem]:
         spec = profile.get("spec")
         if not isinstance(spec, dict):
             continue
-        holder_key = "locationSpec" if spec.get("type") == "Location" else "infra"
+        holder_key = credential_holder(spec)
         credential = _get(spec, holder_key, "credential")
         credential_path: JsonPath = (*path, "spec", holder_key, "credential")
         credentials = profile.get("credentials")
@@ -238,11 +235,11 @@ def profile_credentials(doc: LoadedDocument) -> Iterator[Problem]:
                               "secrets from Vault/OpenBao at sync time; the store must be "
                               "vault://MOUNT/PATH", rule="credentials")
         elif isinstance(store, str) and store.startswith("vault://"):
-            mount, _, rest = store.removeprefix("vault://").strip("/").partition("/")
+            mount, rest = vault_mount_and_path(store)
             token_store = _get(doc.data, "spec", "tokens", "store")
-            token_mount = token_store.removeprefix("vault://").strip("/").partition("/")[0] \
+            token_mount = vault_mount_and_path(token_store)[0] \
                 if isinstance(token_store, str) and token_store.startswith("vault://") else None
-            if not rest or "//" in store.removeprefix("vault://").strip("/"):
+            if not rest or "//" in rest:
                 yield doc.problem((*path, "credentials", "store"), "vault store must be "
                                   "vault://MOUNT/PATH (KV v2)", rule="credentials")
             elif mode == "external-secrets" and token_mount and mount != token_mount:

@@ -95,6 +95,11 @@ class Cluster:
     def is_primary(self) -> bool:
         return self.role == "primary"
 
+    def kubectl_flags(self) -> list[str]:
+        """``--context``/``--kubeconfig`` that reach this cluster (empty when unknown)."""
+        flags = ["--context", self.kube_context] if self.kube_context else []
+        return flags + (["--kubeconfig", self.kubeconfig] if self.kubeconfig else [])
+
 
 @dataclass(frozen=True)
 class Tokens:
@@ -108,9 +113,13 @@ class Tokens:
     @property
     def vault_mount_and_path(self) -> tuple[str, str]:
         """(mount, path) of a vault:// store."""
-        location = (self.store or "").removeprefix("vault://").strip("/")
-        mount, _, path = location.partition("/")
-        return mount, path
+        return vault_mount_and_path(self.store or "")
+
+
+def vault_mount_and_path(uri: str) -> tuple[str, str]:
+    """(mount, path) of ``vault://MOUNT/PATH``."""
+    mount, _, path = uri.removeprefix("vault://").strip("/").partition("/")
+    return mount, path
 
 
 @dataclass(frozen=True)
@@ -151,9 +160,21 @@ CREDENTIAL_FORMATS: dict[str, CredentialFormat] = {
 }
 
 
-def credential_secret_ref(secret_name: str) -> dict[str, str]:
-    """How a global Profile names its credential Secret (kept beside it in kasten-io-mc)."""
-    return {"apiVersion": "v1", "kind": "Secret", "name": secret_name, "namespace": MC_NAMESPACE}
+def credential_holder(spec: Mapping[str, Any]) -> str:
+    """Where a Profile spec keeps its ``credential``: locationSpec or infra."""
+    return "locationSpec" if spec.get("type") == "Location" else "infra"
+
+
+def with_credential_secret(spec: Mapping[str, Any], secret_name: str) -> dict[str, Any]:
+    """The Profile spec with ``credential.secret`` naming the Secret k10fleet writes beside it
+    in kasten-io-mc (the spec unchanged when it has no credential to point from)."""
+    holder_key = credential_holder(spec)
+    holder = spec.get(holder_key)
+    credential = holder.get("credential") if isinstance(holder, dict) else None
+    if not isinstance(holder, dict) or not isinstance(credential, dict):
+        return dict(spec)
+    secret = {"apiVersion": "v1", "kind": "Secret", "name": secret_name, "namespace": MC_NAMESPACE}
+    return {**spec, holder_key: {**holder, "credential": {**credential, "secret": secret}}}
 
 
 @dataclass(frozen=True)

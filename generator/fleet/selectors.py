@@ -100,22 +100,22 @@ def _tokens(text: str) -> list[str]:
     return [t for t in tokens if t is not None]
 
 
-def _key(token: str | None) -> str:
+def _word(token: str | None, what: str, problem_of: Callable[[str], str | None]) -> str:
+    """``token`` as a label key or value, or the reason it cannot be one."""
     if token is None or token in _OPERATORS:
-        raise SelectorError(f"expected a label key, found {token or 'the end'!r}")
-    problem = label_key_problem(token)
+        raise SelectorError(f"expected a label {what}, found {token or 'the end'!r}")
+    problem = problem_of(token)
     if problem:
         raise SelectorError(problem)
     return token
+
+
+def _key(token: str | None) -> str:
+    return _word(token, "key", label_key_problem)
 
 
 def _value(token: str | None) -> str:
-    if token is None or token in _OPERATORS:
-        raise SelectorError(f"expected a label value, found {token or 'the end'!r}")
-    problem = label_value_problem(token)
-    if problem:
-        raise SelectorError(problem)
-    return token
+    return _word(token, "value", label_value_problem)
 
 
 def _value_list(key: str, op: str, take: Callable[[], str | None],

@@ -28,6 +28,7 @@ from generator.fleet.model import (
     KastenSettings,
     ProfileCredentials,
     Tokens,
+    credential_holder,
 )
 from generator.fleet.rules import rule_problems
 from generator.fleet.schema import schema_problems
@@ -139,7 +140,7 @@ def _targets(raw: list[dict[str, str]], dashboard: dict[str, str]) -> tuple[Clus
 
 def credential_type(spec: dict[str, Any]) -> str | None:
     """A profile's ``credential.secretType``, for location and infrastructure profiles."""
-    holder = spec.get("locationSpec") if spec.get("type") == "Location" else spec.get("infra")
+    holder = spec.get(credential_holder(spec))
     credential = holder.get("credential") if isinstance(holder, dict) else None
     secret_type = credential.get("secretType") if isinstance(credential, dict) else None
     return secret_type if isinstance(secret_type, str) else None

@@ -14,7 +14,8 @@ from generator.fleet.model import (
     MC_NAMESPACE,
     Fleet,
     GlobalResource,
-    credential_secret_ref,
+    vault_mount_and_path,
+    with_credential_secret,
 )
 from generator.render.fleet import RenderedTree, engine_annotations, eso_remote_data
 from generator.render.templates import object_meta, render_template
@@ -37,15 +38,9 @@ def credentialed_profiles(fleet: Fleet) -> list[GlobalResource]:
 
 def profile_spec(profile: GlobalResource) -> dict[str, Any]:
     """The spec as written, with credential.secret pointing at the Secret k10fleet writes."""
-    spec = dict(profile.spec)
     if profile.credentials is None:
-        return spec
-    holder_key = "locationSpec" if spec.get("type") == "Location" else "infra"
-    holder = dict(spec[holder_key])
-    holder["credential"] = {**holder["credential"],
-                            "secret": credential_secret_ref(profile.credentials.secret_name)}
-    spec[holder_key] = holder
-    return spec
+        return dict(profile.spec)
+    return with_credential_secret(profile.spec, profile.credentials.secret_name)
 
 
 def _spec_of(fleet: Fleet, kind: str, name: str) -> Mapping[str, Any]:
@@ -161,14 +156,9 @@ def credential_secret(fleet: Fleet, profile: GlobalResource, values: Mapping[str
         field_name="data" if encode else "stringData", data=data)
 
 
-def _vault_location(store: str) -> tuple[str, str]:
-    mount, _, path = store.removeprefix("vault://").strip("/").partition("/")
-    return mount, path
-
-
 def vault_plugin_values(profile: GlobalResource) -> dict[str, str]:
     assert profile.credentials is not None
-    mount, path = _vault_location(profile.credentials.store)
+    mount, path = vault_mount_and_path(profile.credentials.store)
     return {key: f"<path:{mount}/data/{path}#{key}>"
             for key in profile.credentials.format.required}
 
@@ -177,7 +167,7 @@ def credential_external_secret_spec(fleet: Fleet, profile: GlobalResource) -> di
     """ESO ExternalSecret for a profile's credentials: the required keys, the Secret type K10
     expects, and every field ESO would default written out."""
     assert profile.credentials is not None
-    _, path = _vault_location(profile.credentials.store)
+    _, path = vault_mount_and_path(profile.credentials.store)
     tokens = fleet.tokens
     return {
         "data": eso_remote_data(path, profile.credentials.format.required),

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import os
-import pickle
 import re
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -22,7 +20,7 @@ from generator.fleet.model import (
 )
 from generator.merge import deep_merge
 from generator.render.templates import render_template
-from generator.tools import parallel_jobs
+from generator.tools import in_forked_child, parallel_jobs
 
 
 def engine_module(fleet: Fleet) -> Any:
@@ -333,37 +331,12 @@ def _render_secondaries(fleet: Fleet, secondaries: Sequence[Cluster], tree: Rend
             engine.render_cluster(fleet, secondary, tree, ctx)
 
 
-def _render_in_child(fleet: Fleet, secondaries: Sequence[Cluster], ctx: dict[str, Any],
-                     injected: Mapping[str, Sequence[str]]) -> Callable[[], RenderedTree | None]:
-    """Render ``secondaries`` in a forked process; the returned call collects the result
-    (None if the helper failed: the caller then renders them itself)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; coverage cannot follow a fork
-        code = 0
-        try:
-            os.close(read_end)
-            part = RenderedTree()
-            _render_secondaries(fleet, secondaries, part, ctx, injected)
-            with os.fdopen(write_end, "wb") as pipe:
-                pickle.dump((part.files, part.clusters), pipe, protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # anything at all: the parent renders this half itself
-            code = 1
-        os._exit(code)
-    os.close(write_end)
-
-    def collect() -> RenderedTree | None:
-        try:
-            with os.fdopen(read_end, "rb") as pipe:
-                files, clusters = pickle.load(pipe)
-        except (EOFError, OSError, pickle.UnpicklingError):
-            files = None
-        _, status = os.waitpid(pid, 0)
-        if files is None or os.waitstatus_to_exitcode(status) != 0:
-            return None
-        return RenderedTree(files, clusters)
-
-    return collect
+def _render_part(fleet: Fleet, secondaries: Sequence[Cluster], ctx: dict[str, Any],
+                 injected: Mapping[str, Sequence[str]]) -> tuple[dict[str, RenderedFile],
+                                                                 dict[str, dict[str, str]]]:
+    part = RenderedTree()
+    _render_secondaries(fleet, secondaries, part, ctx, injected)
+    return part.files, part.clusters
 
 
 def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = None,
@@ -384,7 +357,7 @@ def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = No
     secondaries = fleet.secondaries
     split = len(secondaries) // 2 if len(secondaries) >= PARALLEL_FROM and parallel_jobs() > 1 \
         else len(secondaries)
-    collect = _render_in_child(fleet, secondaries[split:], ctx, injected) \
+    collect = in_forked_child(lambda: _render_part(fleet, secondaries[split:], ctx, injected)) \
         if split < len(secondaries) else None
     _render_primary(fleet, tree, ctx, injected.get(fleet.primary.name, ()), fingerprints or {})
     engine = engine_module(fleet)
@@ -392,15 +365,16 @@ def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = No
         engine.render_cluster(fleet, fleet.primary, tree, ctx)
     _render_secondaries(fleet, secondaries[:split], tree, ctx, injected)
     if collect is not None:
-        part = collect()
-        if part is None:  # the helper failed (or could not fork): render its half here
+        try:
+            files, clusters = collect()
+        except OSError:  # the helper failed: render its half here
             _render_secondaries(fleet, secondaries[split:], tree, ctx, injected)
         else:
-            for path, rendered in part.files.items():
+            for path, rendered in files.items():
                 if path in tree.files:
                     raise RuntimeError(f"k10fleet would write {path} twice")
                 tree.files[path] = rendered
-            tree.clusters.update(part.clusters)
+            tree.clusters.update(clusters)
     if engine is not None:
         engine.render_global(fleet, tree, ctx)
     scripted = [s for s in fleet.secondaries if s.join_with == "k10multicluster"]

@@ -409,3 +409,18 @@ def test_labels_without_context_or_kubectl_is_an_environment_failure(
     broken.write_text("{not json")
     bad = run_cli("labels", str(REPO / "fleet.yaml"), "--from", str(broken))
     assert bad.exit_code == 1 and "not the JSON or YAML" in bad.output
+
+
+def test_small_helpers_say_what_they_refuse() -> None:
+    from generator.fleet.schema import describe
+    from generator.render.fleet import RenderedTree
+    from generator.secrets.base import StoreError, as_secret_text
+
+    assert describe("x" * 500) == f"string {'x' * 77 + '...'!r}"  # no multi-KB error lines
+    tree = RenderedTree()
+    tree.add("a.yaml", "one\n")
+    with pytest.raises(RuntimeError, match=re.escape("a.yaml twice")):
+        tree.add("a.yaml", "two\n")
+    assert as_secret_text("s", "port", 8443) == "8443"
+    with pytest.raises(StoreError, match="'flag' holds a boolean"):
+        as_secret_text("s", "flag", True)

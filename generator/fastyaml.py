@@ -88,7 +88,7 @@ _BRACKET = re.compile(r"[\[\]{}]")
 _DEEP_BLOCK = re.compile(rf"^[ \t?-]{{{2 * MAX_DEPTH},}}", re.M)
 
 
-def _may_be_too_deep(text: str) -> bool:
+def may_be_too_deep(text: str) -> bool:
     """Linear and cheap: False proves the text nests at most ``MAX_DEPTH`` levels."""
     if _DEEP_BLOCK.search(text):
         return True
@@ -105,16 +105,17 @@ def _may_be_too_deep(text: str) -> bool:
 def check_depth(text: str) -> None:
     """Raise ``TooDeep`` (located) if the document nests deeper than ``MAX_DEPTH``; reads
     events only up to that depth, so hostile nesting costs O(MAX_DEPTH²), not O(depth²)."""
-    if not _may_be_too_deep(text):
+    if not may_be_too_deep(text):
         return
     depth = 0
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                mark = event.start_mark
-                raise TooDeep(mark.line, f"nested deeper than {MAX_DEPTH} levels (column "
-                              f"{mark.column + 1}); not a Kubernetes object")
+                line, column = (event.start_mark.line, event.start_mark.column) \
+                    if event.start_mark else (0, 0)
+                raise TooDeep(line, f"nested deeper than {MAX_DEPTH} levels (column "
+                              f"{column + 1}); not a Kubernetes object")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 
@@ -149,7 +150,7 @@ def load_plain(text: str) -> Any:
     """The fast path alone, for callers with their own slow path (the fleet loader):
     returns None when the text is not provably safe or the fast parser declines it.
     Document markers are declined too: several documents must reach the slow path."""
-    if not fast_path_safe(text) or _DOCUMENT_MARKER.search(text) or _may_be_too_deep(text):
+    if not fast_path_safe(text) or _DOCUMENT_MARKER.search(text) or may_be_too_deep(text):
         return None  # the caller's own loader bounds depth itself
     try:
         return _ryaml.loads(text)

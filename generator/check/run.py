@@ -408,7 +408,8 @@ def run_check(options: CheckOptions,
         raise
     if progress is not None:
         progress(len(rels), len(rels))
-    files = len({d.rel for d in documents} | {f.file for f in findings})
+    shown = os.path.join(root, "")
+    files = len({d.rel for d in documents} | {f.file.removeprefix(shown) for f in findings})
     findings += _kustomization_findings(root, documents, findings)
     if process is not None:
         findings = _merge(findings, kubeconform.collect(process), documents, root,

@@ -88,9 +88,11 @@ _BRACKET = re.compile(r"[\[\]{}]")
 _DEEP_BLOCK = re.compile(rf"^[ \t?-]{{{2 * MAX_DEPTH},}}", re.M)
 
 
-def may_be_too_deep(text: str) -> bool:
-    """Linear and cheap: False proves the text nests at most ``MAX_DEPTH`` levels."""
-    if _DEEP_BLOCK.search(text):
+def may_be_too_deep(text: str, *, block: bool = True) -> bool:
+    """Linear and cheap: False proves the text nests at most ``MAX_DEPTH`` levels (in flow
+    style only, with ``block=False``: enough before ryaml, whose recursion limit bounds the
+    rest)."""
+    if block and _DEEP_BLOCK.search(text):
         return True
     if text.count("[") + text.count("{") <= MAX_DEPTH:
         return False
@@ -102,10 +104,10 @@ def may_be_too_deep(text: str) -> bool:
     return False
 
 
-def check_depth(text: str) -> None:
+def check_depth(text: str, *, suspect: bool = False) -> None:
     """Raise ``TooDeep`` (located) if the document nests deeper than ``MAX_DEPTH``; reads
     events only up to that depth, so hostile nesting costs O(MAX_DEPTH²), not O(depth²)."""
-    if not may_be_too_deep(text):
+    if not suspect and not may_be_too_deep(text):
         return
     depth = 0
     for event in yaml.parse(text, Loader=_Loader):
@@ -136,11 +138,17 @@ def _expanded_size(data: Any, budget: int) -> int:
     return seen
 
 
+_HEADER = re.compile(r"(?:#[^\n]*\n)+")
+
+
 def fast_path_safe(text: str) -> bool:
     if _ryaml is None:
         return False
-    # cheap first look at the raw text; only on a hit set quoted strings and comments aside
-    return not _RISKY.search("\n" + text) or not _RISKY.search("\n" + _SET_ASIDE.sub(" ", text))
+    # cheap first look at the raw text (after a leading comment block, such as the header of
+    # generated files); only on a hit set quoted strings and comments aside
+    header = _HEADER.match(text)
+    body = text[header.end() - 1:] if header else "\n" + text
+    return not _RISKY.search(body) or not _RISKY.search("\n" + _SET_ASIDE.sub(" ", text))
 
 
 _DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)(?:\s|$)", re.MULTILINE)
@@ -150,7 +158,8 @@ def load_plain(text: str) -> Any:
     """The fast path alone, for callers with their own slow path (the fleet loader):
     returns None when the text is not provably safe or the fast parser declines it.
     Document markers are declined too: several documents must reach the slow path."""
-    if not fast_path_safe(text) or _DOCUMENT_MARKER.search(text) or may_be_too_deep(text):
+    if not fast_path_safe(text) or _DOCUMENT_MARKER.search(text) \
+            or may_be_too_deep(text, block=False):
         return None  # the caller's own loader bounds depth itself
     try:
         return _ryaml.loads(text)
@@ -161,12 +170,13 @@ def load_plain(text: str) -> Any:
 def load(text: str) -> Any:
     """One YAML document, with PyYAML's (YAML 1.1) meaning; raises PyYAML's errors, and
     ``TooDeep`` or ``TooLarge`` for nesting or alias bombs."""
-    check_depth(text)
-    if fast_path_safe(text):
+    deep = may_be_too_deep(text, block=False)
+    if not deep and fast_path_safe(text):
         try:
-            return _ryaml.loads(text)
+            return _ryaml.loads(text)  # at most 128 levels deep, or it fails
         except Exception:
             pass
+    check_depth(text, suspect=deep)
     data = yaml.load(text, Loader=_KubeLoader)
     if "*" in text and _expanded_size(data, MAX_ALIAS_EXPANSION) > MAX_ALIAS_EXPANSION:
         raise TooLarge(f"aliases expand to more than {MAX_ALIAS_EXPANSION} nodes; is this an "

@@ -14,7 +14,7 @@ from pathlib import Path
 from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
 from generator.fleet.model import MC_NAMESPACE, Fleet
-from generator.fleet.validate import load_fleet
+from generator.fleet.validate import ValidationResult, load_fleet
 from generator.output import (
     MANIFEST,
     Drift,
@@ -41,6 +41,7 @@ class RenderOutcome:
     drift: Drift | None = None
     disconnect: list[str] = field(default_factory=list)
     awaiting_inject: list[str] = field(default_factory=list)  # sops files inject will write
+    same: dict[str, bytes] | None = None  # --check: files whose bytes on disk were proven equal
 
 
 def guard_output_dir(out_dir: str, fleet_path: str) -> None:
@@ -211,12 +212,14 @@ def _unchanged_since_last_run(out_dir: str, inputs: str | None) -> Manifest | No
 
 def render(fleet_path: str, out_dir: str, *, check: bool = False,
            limits: LoadLimits | None = None,
-           progress: Callable[[int, int], None] | None = None) -> RenderOutcome:
+           progress: Callable[[int, int], None] | None = None,
+           loaded: ValidationResult | None = None) -> RenderOutcome:
     """Validate, render and either write the tree or (``check``) report its drift.
 
     When the fleet, k10fleet and its templates are unchanged since the tree was written
     (the manifest records their digest) and every recorded file is intact, there is
-    nothing to do and nothing is rendered.
+    nothing to do and nothing is rendered. ``loaded``: the fleet already validated (by
+    ``k10fleet ci``), not read again.
     """
     inputs = input_fingerprint(fleet_path)
     if os.path.isfile(os.path.join(out_dir, MANIFEST)):
@@ -229,7 +232,10 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
             else:
                 outcome.written = WriteResult(unchanged=len(unchanged.files) + 1)
             return outcome
-    fleet, warnings = load_fleet(fleet_path, limits)
+    if loaded is not None and loaded.fleet is None:
+        raise InvalidInput(loaded.problems)
+    fleet, warnings = (loaded.fleet, loaded.problems) if loaded is not None and loaded.fleet \
+        else load_fleet(fleet_path, limits)
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
     files, clusters = desired_files(fleet, out_dir, old)
@@ -240,6 +246,8 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
         outcome.awaiting_inject = [p for p in injected_paths(fleet) if p not in files]
     if check:
         outcome.drift = diff_tree(out_dir, files, meta)
+        unequal = {*outcome.drift.missing, *outcome.drift.differing}
+        outcome.same = {p: s.content for p, s in files.items() if p not in unequal}
         if outcome.drift.clean:
             remember_inputs(out_dir, inputs)
     else:

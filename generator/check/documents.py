@@ -7,7 +7,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,7 +166,11 @@ def read_text(path: str) -> str:
         raise Unreadable(f"cannot read file: {e.strerror}") from e
     finally:
         os.close(fd)
-    raw = b"".join(chunks)
+    return decode(b"".join(chunks))
+
+
+def decode(raw: bytes) -> str:
+    """A file's bytes as text, within the size cap."""
     if len(raw) > MAX_FILE_BYTES:
         raise Unreadable(f"file is larger than {MAX_FILE_BYTES} bytes; not a manifest?")
     try:
@@ -234,16 +238,18 @@ def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
     return documents, findings
 
 
-def read_files(root: str, shown_root: str, rels: list[str]
-               ) -> tuple[list[Document], list[Finding]]:
-    """Every non-empty document of these files, and findings for files that do not parse."""
+def read_files(root: str, shown_root: str, rels: list[str],
+               known: Mapping[str, bytes] | None = None) -> tuple[list[Document], list[Finding]]:
+    """Every non-empty document of these files, and findings for files that do not parse.
+    ``known``: files whose bytes are known already (proven equal to a fresh render)."""
+    known = known or {}
     documents: list[Document] = []
     findings: list[Finding] = []
     parsed: dict[str, Any] = {}  # identical documents (common in fleets) are parsed once
     for rel in rels:
         shown = os.path.join(shown_root, rel)
         try:
-            text = read_text(os.path.join(root, rel))
+            text = decode(known[rel]) if rel in known else read_text(os.path.join(root, rel))
         except Unreadable as e:
             findings.append(Finding(shown, 1, "", "", str(e)))
             continue

@@ -8,7 +8,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -335,11 +335,11 @@ def _is_ksops(path: str) -> bool:
 PARALLEL_FROM = 600  # files; below this a forked helper costs more than it saves
 
 
-def _check_share(checker: _Checker, root: str, rels: list[str]
+def _check_share(checker: _Checker, root: str, rels: list[str], known: Mapping[str, bytes]
                  ) -> tuple[list[Document], list[Finding]]:
     """Read and check these files; documents come back cut to their identity (cheap to send
     from a helper), kustomizations whole: they are checked with the whole tree."""
-    documents, findings = read_files(root, root, rels)
+    documents, findings = read_files(root, root, rels, known)
     out = []
     for doc in documents:
         if _is_kustomization(doc):
@@ -350,14 +350,14 @@ def _check_share(checker: _Checker, root: str, rels: list[str]
     return out, findings
 
 
-def _check_files(checker: _Checker, root: str, rels: list[str]
+def _check_files(checker: _Checker, root: str, rels: list[str], known: Mapping[str, bytes]
                  ) -> tuple[list[Document], list[Finding]]:
     """Both cores on big trees: half the files in a forked helper, half here."""
     if len(rels) < PARALLEL_FROM or parallel_jobs() < 2:
-        return _check_share(checker, root, rels)
-    theirs = in_forked_child(lambda: _check_share(checker, root, rels[1::2]))
+        return _check_share(checker, root, rels, known)
+    theirs = in_forked_child(lambda: _check_share(checker, root, rels[1::2], known))
     try:
-        documents, findings = _check_share(checker, root, rels[0::2])
+        documents, findings = _check_share(checker, root, rels[0::2], known)
     finally:
         try:
             their_documents, their_findings = theirs()
@@ -389,9 +389,11 @@ def _start_kubeconform(options: CheckOptions, rels: list[str], notes: list[str]
                                                          locations))
 
 
-def run_check(options: CheckOptions,
-              progress: Callable[[int, int], None] | None = None) -> CheckReport:
-    """Check the tree at ``options.root``; findings are data, nothing is printed."""
+def run_check(options: CheckOptions, progress: Callable[[int, int], None] | None = None,
+              known: Mapping[str, bytes] | None = None) -> CheckReport:
+    """Check the tree at ``options.root``; findings are data, nothing is printed.
+    ``known``: files (relative path -> bytes) already read and proven equal to what is on
+    disk, by ``render --check`` in ``k10fleet ci``; they are not read again."""
     root = options.root
     if not os.path.isdir(root):
         raise UsageFailure(f"{root} is not a directory")
@@ -400,7 +402,7 @@ def run_check(options: CheckOptions,
     notes: list[str] = []
     binary, process = _start_kubeconform(options, rels, notes)
     try:
-        documents, findings = _check_files(checker, root, rels)
+        documents, findings = _check_files(checker, root, rels, known or {})
     except BaseException:
         if process is not None:
             process.kill()

@@ -16,7 +16,6 @@ import yaml
 from generator import fastyaml
 from generator.check.findings import Finding
 from generator.errors import InvalidInput
-from generator.fleet.loader import LoadLimits, load_yaml_bytes
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -69,6 +68,8 @@ class Document:
         path = self.at + path
         if not path:
             return self.line
+        from generator.fleet.loader import LoadLimits, load_yaml_bytes  # only to locate
+
         try:
             marked = load_yaml_bytes(self.text.encode(), self.file, LoadLimits())
         except InvalidInput:  # locating is best effort; the finding stands
@@ -84,12 +85,16 @@ class Document:
 
 def _leading_lines(text: str) -> int:
     """Lines before the first content line (comments, blanks, the ``---`` marker)."""
-    count = 0
-    for line in text.split("\n"):
+    count = position = 0
+    while position < len(text):
+        end = text.find("\n", position)
+        end = len(text) if end < 0 else end
+        line = text[position:end]
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and not _DOC_START.match(line):
             break
         count += 1
+        position = end + 1
     return count
 
 
@@ -159,9 +164,10 @@ def read_text(path: str) -> str:
                               "from the tree")
         if info.st_size > MAX_FILE_BYTES:
             raise Unreadable(f"file is larger than {MAX_FILE_BYTES} bytes; not a manifest?")
-        chunks = [os.read(fd, info.st_size + 1)]
-        while chunks[-1] and sum(map(len, chunks)) <= MAX_FILE_BYTES:
-            chunks.append(os.read(fd, 1 << 20))
+        chunks = [os.read(fd, info.st_size + 1)]  # exactly st_size bytes: all of it
+        if len(chunks[0]) != info.st_size:  # a short read, or it grew: read to the end
+            while chunks[-1] and sum(map(len, chunks)) <= MAX_FILE_BYTES:
+                chunks.append(os.read(fd, 1 << 20))
     except OSError as e:
         raise Unreadable(f"cannot read file: {e.strerror}") from e
     finally:
@@ -246,10 +252,11 @@ def read_files(root: str, shown_root: str, rels: list[str],
     documents: list[Document] = []
     findings: list[Finding] = []
     parsed: dict[str, Any] = {}  # identical documents (common in fleets) are parsed once
+    root, shown_root = os.path.join(root, ""), os.path.join(shown_root, "")
     for rel in rels:
-        shown = os.path.join(shown_root, rel)
+        shown = shown_root + rel
         try:
-            text = decode(known[rel]) if rel in known else read_text(os.path.join(root, rel))
+            text = decode(known[rel]) if rel in known else read_text(root + rel)
         except Unreadable as e:
             findings.append(Finding(shown, 1, "", "", str(e)))
             continue

@@ -31,7 +31,7 @@ import yaml  # noqa: E402
 
 from benchmarks.make_fleet import make_fleet  # noqa: E402
 from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform  # noqa: E402
-from generator.check.documents import tree_files  # noqa: E402
+from generator.check.documents import tree_entries, tree_files  # noqa: E402
 from generator.check.run import _kubeconform_files  # noqa: E402
 from generator.check.schemas import write_standalone_cache  # noqa: E402
 
@@ -78,7 +78,7 @@ def tree_case(scratch: Path, count: int, repeat: int) -> dict[str, object]:
     tree = scratch / f"out-{count}"
     run([*K10FLEET, "render", str(fleet), "-o", str(tree)])
     cache = scratch / f".out-{count}.k10fleet-cache.json"
-    manifests = _kubeconform_files(str(tree), list(tree_files(str(tree))))
+    manifests = _kubeconform_files(str(tree), list(tree_entries(str(tree))))
 
     def fresh_clone() -> None:
         cache.unlink(missing_ok=True)

@@ -101,12 +101,28 @@ def _leading_lines(text: str) -> int:
 def tree_files(root: str) -> Iterator[str]:
     """YAML and JSON files under root in a stable order (hidden files too: kustomize reads
     them), skipping hidden folders such as .git and k10fleet's own bookkeeping."""
-    prefix = len(os.path.join(root, ""))
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.endswith(YAML_SUFFIXES) and name not in NOT_MANIFESTS:
-                yield os.path.join(current, name)[prefix:].replace(os.sep, "/")
+    return (rel for rel, _ in tree_entries(root))
+
+
+def tree_entries(root: str) -> Iterator[tuple[str, bool]]:
+    """(path, is it a regular file?) of ``tree_files``, from the folder listings alone (no
+    stat per file); folders are walked with a stack of their own, however deep."""
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        try:
+            with os.scandir(os.path.join(root, rel) if rel else root) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError:
+            continue
+        folders = []
+        for entry in entries:
+            if entry.is_dir():
+                if not entry.is_symlink() and not entry.name.startswith("."):
+                    folders.append(f"{rel}{entry.name}/")
+            elif entry.name.endswith(YAML_SUFFIXES) and entry.name not in NOT_MANIFESTS:
+                yield rel + entry.name, entry.is_file()
+        pending.extend(reversed(folders))
 
 
 def is_list(data: Any) -> bool:

@@ -21,7 +21,7 @@ from generator.check.documents import (
     is_list,
     read_files,
     read_text,
-    tree_files,
+    tree_entries,
 )
 from generator.check.findings import Finding
 from generator.check.rules import (
@@ -200,11 +200,11 @@ def identity_problem(data: Any) -> str:
     return f"not a Kubernetes object: {', '.join(problems)}; {_NO_KIND}" if problems else ""
 
 
-def _kubeconform_files(root: str, rels: list[str]) -> list[str]:
-    """Files for kubeconform, chosen by name so that it can start before we read them;
-    what it says about encrypted Secrets and KSOPS specs is set aside in ``_merge``."""
-    return [os.path.join(root, rel) for rel in rels
-            if os.path.basename(rel) not in (VALUES_FILE, *KUSTOMIZATION_FILES)]
+def _kubeconform_files(root: str, entries: list[tuple[str, bool]]) -> list[str]:
+    """Regular files for kubeconform, chosen by name so that it can start before we read
+    them; what it says about encrypted Secrets and KSOPS specs is set aside in ``_merge``."""
+    return [os.path.join(root, rel) for rel, regular in entries
+            if regular and os.path.basename(rel) not in (VALUES_FILE, *KUSTOMIZATION_FILES)]
 
 
 _PARSE_FAILURE = re.compile(r"error while parsing|error unmarshal|error converting YAML|"
@@ -369,10 +369,10 @@ def _check_files(checker: _Checker, root: str, rels: list[str], known: Mapping[s
     return documents, findings + their_findings
 
 
-def _start_kubeconform(options: CheckOptions, rels: list[str], notes: list[str]
-                       ) -> tuple[str | None, subprocess.Popen[str] | None]:
+def _start_kubeconform(options: CheckOptions, entries: list[tuple[str, bool]],
+                       notes: list[str]) -> tuple[str | None, subprocess.Popen[str] | None]:
     binary = kubeconform.locate(options.kubeconform)
-    manifests = _kubeconform_files(options.root, rels)
+    manifests = _kubeconform_files(options.root, entries)
     if not binary:
         if options.kubeconform != "off":
             notes.append("kubeconform not found: checked with k10fleet's validator only "
@@ -398,9 +398,10 @@ def run_check(options: CheckOptions, progress: Callable[[int, int], None] | None
     if not os.path.isdir(root):
         raise UsageFailure(f"{root} is not a directory")
     checker = _Checker(options)
-    rels = list(tree_files(root))
+    entries = list(tree_entries(root))
+    rels = [rel for rel, _ in entries]
     notes: list[str] = []
-    binary, process = _start_kubeconform(options, rels, notes)
+    binary, process = _start_kubeconform(options, entries, notes)
     try:
         documents, findings = _check_files(checker, root, rels, known or {})
     except BaseException:

@@ -263,3 +263,14 @@ def test_one_error_is_singular(tree: Path) -> None:
     assert done.returncode == 1
     assert done.stdout.rstrip().endswith("1 error, 0 warnings (kubeconform not used)")
     assert "1 errors" not in done.stdout
+
+
+def test_fifo_in_the_tree_with_kubeconform(tree: Path) -> None:
+    """kubeconform is never handed a FIFO (it would block reading it)."""
+    os.mkfifo(tree / "clusters/edge-1/pipe.yaml")
+    done = k10fleet("check", tree, "--kubeconform", kubeconform_binary(), "--schema-location",
+                    CRDS, timeout=60)
+    assert done.returncode == 1
+    assert "pipe.yaml:1: not a regular file" in done.stdout
+    assert "(kubeconform used)" in done.stdout
+

@@ -84,6 +84,15 @@ def file_store_fleet(tmp_path: Path, write_fleet: WriteFleet) -> tuple[Path, Pat
     return write_fleet(data), store
 
 
+def args_for(command: str, fleet: Path, source: str | Path | None = None) -> list[str | Path]:
+    """The command line of token import, status or labels, reading ``source`` if given."""
+    words = {"token": ["token", "import"], "status": ["status"], "labels": ["labels"]}[command]
+    base: list[str | Path] = [*words, fleet]
+    if source is None:
+        return base
+    return [*base, "--from", f"edge-1={source}" if command == "status" else source]
+
+
 def no_contexts_fleet() -> dict[str, Any]:
     data = example_fleet()
     for key in ("policies", "profiles", "distributions", "access"):
@@ -139,9 +148,7 @@ def test_fifo_as_from_is_refused_without_waiting(tmp_path: Path,
     fleet, _ = file_store_fleet
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    args = {"token": ["token", "import", fleet, "--from", fifo],
-            "status": ["status", fleet, "--from", f"edge-1={fifo}"],
-            "labels": ["labels", fleet, "--from", fifo]}[command]
+    args = args_for(command, fleet, fifo)
     done = k10fleet(*args, timeout=30)
     assert done.returncode == 2, done.stderr
     assert "is not a regular file" in done.stderr
@@ -150,9 +157,7 @@ def test_fifo_as_from_is_refused_without_waiting(tmp_path: Path,
 @pytest.mark.parametrize("command", ["token", "status", "labels"])
 def test_dev_zero_as_from_is_refused(file_store_fleet: tuple[Path, Path], command: str) -> None:
     fleet, _ = file_store_fleet
-    args = {"token": ["token", "import", fleet, "--from", "/dev/zero"],
-            "status": ["status", fleet, "--from", "edge-1=/dev/zero"],
-            "labels": ["labels", fleet, "--from", "/dev/zero"]}[command]
+    args = args_for(command, fleet, "/dev/zero")
     done = k10fleet(*args, timeout=30)
     assert done.returncode == 2, done.stderr
     assert "/dev/zero is not a regular file" in done.stderr
@@ -241,8 +246,7 @@ def test_hanging_kubectl_is_killed_at_the_timeout(tmp_path: Path,
     fleet, store = file_store_fleet
     plugin, pid_file = hanging_plugin(tmp_path)
     config = kubeconfig(tmp_path, "https://127.0.0.1:1", exec_plugin=plugin)
-    args = {"token": ["token", "import", fleet], "status": ["status", fleet],
-            "labels": ["labels", fleet]}[command]
+    args = args_for(command, fleet)
     started = time.monotonic()
     done = k10fleet(*args, env={"KUBECONFIG": str(config), "K10FLEET_KUBECTL_TIMEOUT": "3"},
                     timeout=25)
@@ -264,7 +268,7 @@ def test_api_server_that_never_answers_is_exit_3(tmp_path: Path, blackhole: str,
                                                  command: str) -> None:
     fleet, store = file_store_fleet
     config = kubeconfig(tmp_path, blackhole)
-    args = {"token": ["token", "import", fleet], "status": ["status", fleet]}[command]
+    args = args_for(command, fleet)
     started = time.monotonic()
     done = k10fleet(*args, env={"KUBECONFIG": str(config), "K10FLEET_KUBECTL_TIMEOUT": "3"},
                     timeout=40)
@@ -280,7 +284,7 @@ def test_stopped_server_is_exit_3_naming_the_context(tmp_path: Path,
                                                      command: str) -> None:
     fleet, store = file_store_fleet
     config = kubeconfig(tmp_path, f"https://127.0.0.1:{free_port()}")  # nothing listens
-    args = {"token": ["token", "import", fleet], "status": ["status", fleet]}[command]
+    args = args_for(command, fleet)
     done = k10fleet(*args, env={"KUBECONFIG": str(config)}, timeout=40)
     assert done.returncode == 3, done.stderr
     assert "primary-1 (--context primary-1)" in done.stderr or \

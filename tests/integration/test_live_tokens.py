@@ -197,7 +197,9 @@ def test_context_on_a_stopped_server_is_exit_3_within_the_timeout(
     fleet = write_fleet(live_fleet(gone, store))
     out = tmp_path / "output"
     monkeypatch.setenv("K10FLEET_KUBECTL_TIMEOUT", "5")
-    for args in (["token", "import", fleet], ["status", fleet], ["labels", fleet, "--apply"]):
+    commands: list[list[str | Path]] = [["token", "import", fleet], ["status", fleet],
+                                        ["labels", fleet, "--apply"]]
+    for args in commands:
         started = time.monotonic()
         result = run_cli(*args)
         assert result.exit_code == 3, (args, result.output)

@@ -75,16 +75,6 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def _feed(process: subprocess.Popen[bytes], stdin: bytes | None) -> None:
-    assert process.stdin is not None
-    try:
-        if stdin:
-            process.stdin.write(stdin)
-        process.stdin.close()
-    except OSError:
-        pass  # kubectl exited before reading: its exit status says why
-
-
 def _collect(process: subprocess.Popen[bytes], deadline: float,
              limit: int) -> tuple[bytes, bytes, str | None]:
     """Read stdout and stderr until both close; the reason when stopped early."""
@@ -112,18 +102,18 @@ def _collect(process: subprocess.Popen[bytes], deadline: float,
     return b"".join(chunks[out_fd]), b"".join(chunks[err_fd]), None
 
 
-def run_bounded(argv: Sequence[str], *, what: str, stdin: bytes | None = None,
-                timeout: float | None = None, limit: int = MAX_OUTPUT) -> tuple[int, bytes, bytes]:
-    """(exit status, stdout, stderr) of a program, killed with its children at the deadline."""
+def run_bounded(argv: Sequence[str], *, what: str, timeout: float | None = None,
+                limit: int = MAX_OUTPUT) -> tuple[int, bytes, bytes]:
+    """(exit status, stdout, stderr) of a program, killed with its children at the deadline.
+    Its stdin is /dev/null: nothing it starts can wait for a person at the terminal."""
     seconds = timeout if timeout is not None else timeout_seconds()
     deadline = time.monotonic() + seconds
     try:
-        process = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, start_new_session=True)
     except OSError as e:
         raise KubectlFailure(f"{what}: cannot run {argv[0]}: {e.strerror}") from None
     try:
-        _feed(process, stdin)
         out, err, stopped = _collect(process, deadline, limit)
     except BaseException:
         _kill(process)
@@ -149,8 +139,7 @@ def failure_reason(stderr: bytes, status: int) -> str:
     return clean(lines[-1], 300) if lines else f"kubectl exited with status {status}"
 
 
-def run(cluster: Cluster, args: Sequence[str], *, what: str, stdin: bytes | None = None,
-        limit: int = MAX_OUTPUT) -> bytes:
+def run(cluster: Cluster, args: Sequence[str], *, what: str, limit: int = MAX_OUTPUT) -> bytes:
     """stdout of ``kubectl --context C [--kubeconfig K] ARGS``; KubectlFailure otherwise."""
     if not cluster.kube_context:
         field = "spec.primary.kubeContext" if cluster.is_primary else "its kubeContext"
@@ -160,7 +149,7 @@ def run(cluster: Cluster, args: Sequence[str], *, what: str, stdin: bytes | None
     argv = [find_kubectl(), *cluster.kubectl_flags(), *args,
             f"--request-timeout={max(1, int(seconds))}s"]
     label = f"{what} on {where(cluster)}"
-    status, out, err = run_bounded(argv, what=label, stdin=stdin, timeout=seconds, limit=limit)
+    status, out, err = run_bounded(argv, what=label, timeout=seconds, limit=limit)
     if status != 0:
         raise KubectlFailure(f"{label}: {failure_reason(err, status)}")
     return out

@@ -180,7 +180,7 @@ def import_token(fleet_path: str, source: str | None,
 def read_token(fleet: Fleet, secondaries: Sequence[Cluster]) -> JoinToken:
     """Everything inject needs from the store, read before anything is written."""
     store = open_store(fleet.tokens.store)
-    token = store.get(TOKEN_KEY)
+    token = _bounded(store.name, TOKEN_KEY, store.get(TOKEN_KEY), MAX_TOKEN_BYTES)
     endpoint = None
     if any(needs_endpoint(s) for s in secondaries):
         endpoint = optional(store, ENDPOINT_KEY)
@@ -188,6 +188,20 @@ def read_token(fleet: Fleet, secondaries: Sequence[Cluster]) -> JoinToken:
             raise StoreError(store.name, "secondaries on K10 6.5.8-6.5.13 need the primary's "
                              "endpoint too; re-run k10fleet token import (the join-token "
                              "Secret carries it)")
+        endpoint = _bounded(store.name, ENDPOINT_KEY, endpoint, MAX_ENDPOINT_BYTES)
     return JoinToken(token, endpoint)
+
+
+def _bounded(store: str, key: str, value: str, limit: int) -> str:
+    """A stored join value as inject may write it: at most ``limit`` bytes of printable
+    ASCII (whatever put it in the store, the rendered Secret must pass check)."""
+    size = len(value.encode())
+    if size > limit:
+        raise StoreError(store, f"{key!r} holds {size} bytes; a K10 join {key} is at most "
+                         f"{limit}: is it the right value?")
+    if not _PRINTABLE.match(value.strip()):
+        raise StoreError(store, f"{key!r} holds spaces or control characters: not a K10 join "
+                         f"{key}")
+    return value.strip()
 
 

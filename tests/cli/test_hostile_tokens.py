@@ -456,3 +456,36 @@ def test_empty_input_says_it_was_empty(tmp_path: Path, file_store_fleet: tuple[P
     done = k10fleet("token", "import", fleet, "--from", "-", input=content, stdin=None)
     assert done.returncode == 1
     assert "<stdin>:1:1: error: the input was empty" in done.stderr
+
+
+def test_inject_refuses_an_oversized_token_from_any_store(tmp_path: Path,
+                                                          file_store_fleet: tuple[Path, Path],
+                                                          age_key: str) -> None:
+    fleet, store = file_store_fleet
+    store.write_text(yaml.safe_dump({"token": "t" * 200_000}))  # put there by hand
+    store.chmod(0o600)
+    data = yaml.safe_load(fleet.read_text())
+    for key in ("policies", "profiles", "distributions"):
+        data["spec"].pop(key, None)
+    fleet.write_text(yaml.safe_dump(data))
+    out = tmp_path / "output"
+    result = run_cli("inject", fleet, "-o", out, "--age", age_key)
+    assert result.exit_code == 3, result.output
+    assert "'token' holds 200000 bytes" in result.output
+    assert not out.exists()
+
+
+def test_status_asks_many_hanging_secondaries_at_once(tmp_path: Path, blackhole: str,
+                                                      write_fleet: WriteFleet) -> None:
+    data = no_contexts_fleet()
+    data["spec"]["secondaries"] = [{"name": f"edge-{i}", "kubeContext": "edge-1"}
+                                   for i in range(8)]
+    fleet = write_fleet(data)
+    config = kubeconfig(tmp_path, blackhole)
+    started = time.monotonic()
+    done = k10fleet("status", fleet, env={"KUBECONFIG": str(config),
+                                          "K10FLEET_KUBECTL_TIMEOUT": "4"}, timeout=60)
+    took = time.monotonic() - started
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("(--context edge-1)") == 8
+    assert took < 4 * 8 / 2  # eight sequential timeouts would take 32 s or more

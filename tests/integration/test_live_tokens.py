@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,9 @@ CLUSTER_API = "dist.kio.kasten.io/v1alpha1"
 
 
 @pytest.fixture(scope="module")
-def live(kube_clusters: StartClusters) -> Clusters:
-    """A primary and two secondaries; the primary knows K10's Cluster kind."""
+def live(kube_clusters: StartClusters) -> Iterator[Clusters]:
+    """A primary and two secondaries; the primary knows K10's Cluster kind. Stopped when
+    this module's tests are done (the session fixture stops them too, should this fail)."""
     clusters = kube_clusters("primary-1", "edge-1", "edge-2")
     clusters["primary-1"].install_crds([c for c in kasten_crds()
                                         if c["spec"]["names"]["kind"] == "Cluster"])
@@ -36,7 +37,8 @@ def live(kube_clusters: StartClusters) -> Clusters:
                             ("edge-2", "kasten-io")):
         clusters.apply(name, [{"apiVersion": "v1", "kind": "Namespace",
                                "metadata": {"name": namespace}}])
-    return clusters
+    yield clusters
+    clusters.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -52,12 +52,13 @@ def crd_files(paths: Sequence[str]) -> Iterator[str]:
     for path in paths:
         if os.path.isfile(path):
             yield path
-        elif os.path.isdir(path):
+        elif os.path.isdir(path):  # sorted by path below the folder; hidden folders skipped
+            found = []
             for current, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if name.endswith(CRD_SUFFIXES):
-                        yield os.path.join(current, name)
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                found += [os.path.join(current, name) for name in files
+                          if name.endswith(CRD_SUFFIXES)]
+            yield from sorted(found, key=lambda f: os.path.relpath(f, path).split(os.sep))
         else:
             raise UsageFailure(f"--crd {path}: no such file or folder")
 
@@ -208,7 +209,7 @@ def schema_problems(node: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, 
 
 def strict_schema(openapi: dict[str, Any]) -> dict[str, Any]:
     """openapi2jsonschema's strict conversion of one CRD version's ``openAPIV3Schema``."""
-    schema = _strict(openapi)
+    schema: dict[str, Any] = _strict(openapi)
     if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
         for name, shape in (("apiVersion", "string"), ("kind", "string"),
                             ("metadata", "object")):

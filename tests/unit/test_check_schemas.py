@@ -426,6 +426,13 @@ def test_crd_versions_served_skipped_and_first_definition_wins(tmp_path: Path) -
     assert errors(store, {**good, "spec": {"size": 3, "colour": "red"}})
     assert errors(store, {**good, "sepc": {}})  # the root is closed too
     assert store.lookup("example.com/v2", "Widget") is None
+    legacy = crd_document("example.com", "Gadget", {"v1beta1": widget})  # apiextensions v1beta1
+    legacy["apiVersion"] = "apiextensions.k8s.io/v1beta1"
+    legacy["spec"]["validation"] = legacy["spec"]["versions"][0].pop("schema")
+    (folder / "c.json").write_text(json.dumps(legacy))
+    gadget = {**good, "apiVersion": "example.com/v1beta1", "kind": "Gadget"}
+    store = SchemaStore("1.32.0", [], [str(folder)])
+    assert errors(store, gadget) == [] and errors(store, {**gadget, "spec": {"size": "3"}})
 
 
 BAD_CRD = """\

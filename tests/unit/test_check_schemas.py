@@ -158,6 +158,12 @@ def test_fresh_example_tree_checks_clean_with_no_warnings(tmp_path: Path) -> Non
     assert report.findings == [] and len(engine_objects(out)) == 4  # 4 Applications
 
 
+@pytest.mark.parametrize("name", names())
+def test_every_golden_tree_checks_clean_with_no_warnings(name: str) -> None:
+    report = check(GOLDEN / name, kubeconform=kubeconform_binary())
+    assert report.findings == [] and report.documents
+
+
 def test_every_kind_k10fleet_writes_has_a_built_in_schema(oci_tree: Path) -> None:
     written = {(d["apiVersion"], d["kind"]) for tree in every_tree(oci_tree)
                for d in engine_objects(tree)}

@@ -90,10 +90,10 @@ def _file_crds(path: str) -> Iterator[CrdSchema]:
             mark = e.problem_mark
             raise InvalidInput([Problem(path, first_line + (mark.line if mark else 0),
                                         mark.column + 1 if mark else 1, "",
-                                        f"invalid YAML: {e.problem}", rule="crd")]) from e
+                                        f"invalid YAML: {e.problem}", rule="yaml")]) from e
         except yaml.YAMLError as e:
             raise InvalidInput([Problem(path, first_line, 1, "", f"invalid YAML: {e}",
-                                        rule="crd")]) from e
+                                        rule="yaml")]) from e
         if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition" and \
                 str(doc.get("apiVersion", "")).startswith("apiextensions.k8s.io/"):
             yield from _versions(doc, _Locator(chunk, first_line, path))

@@ -20,7 +20,7 @@ def test_two_clusters_one_kubeconfig_strict_apply(kube_clusters: StartClusters) 
     assert stored is not None and stored["data"] == {"k": "v"}
     assert clusters.get("beta", "namespace", "kasten-io") is None  # separate etcd
     with pytest.raises(ApplyError, match=r"\.spec: field not declared"):
-        clusters.apply("alpha", [{**config, "spec": {"x": 1}}])
+        clusters.kubectl_apply("alpha", [{**config, "spec": {"x": 1}}])
     kasten = {"apiVersion": "dist.kio.kasten.io/v1alpha1", "kind": "Distribution",
               "metadata": {"name": "d", "namespace": "kasten-io"}, "spec": {"any": ["thing"]}}
     clusters.apply("alpha", [kasten])

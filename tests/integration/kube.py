@@ -94,7 +94,7 @@ def kubectl_binary() -> str:
     return find_binary("kubectl")
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
     if process is None or process.poll() is not None:
         return
     process.terminate()
@@ -184,8 +184,8 @@ class Cluster:
 
     def stop(self, keep_data: bool = False) -> None:
         """kube-apiserver first, waited for, then etcd; safe to call twice."""
-        _stop(self.apiserver)
-        _stop(self.etcd)
+        stop_process(self.apiserver)
+        stop_process(self.etcd)
         if self.etcd is not None and self._etcd_data.parent != self.root and not keep_data:
             shutil.rmtree(self._etcd_data, ignore_errors=True)
         for handle in self._logs:
@@ -374,7 +374,7 @@ class Clusters:
             if member.apiserver is not None and member.apiserver.poll() is None:
                 member.apiserver.terminate()
         for member in members:
-            _stop(member.apiserver)
+            stop_process(member.apiserver)
         for member in members:
             member.stop()
 

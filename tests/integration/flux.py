@@ -193,6 +193,7 @@ class FluxStack:
                     f"--health-addr=127.0.0.1:{health[name]}"]
             if name == "source-controller":
                 storage = free_port()
+                (self.root / "storage").mkdir(exist_ok=True)
                 args += [f"--storage-path={self.root / 'storage'}",
                          f"--storage-addr=127.0.0.1:{storage}",
                          f"--storage-adv-addr=127.0.0.1:{storage}"]

@@ -4,14 +4,16 @@ Stable API (other tests build on it; see docs/integration-tests.md):
 
     from tests.integration.kube import Clusters
 
-    clusters = Clusters.start(root, ["primary", "edge-1"])  # N clusters at once, each /readyz ok
+    clusters = Clusters.start(root, ["primary", "edge-1"], crds=True)  # N clusters at once,
+                                   # each /readyz ok; crds=True: with default_crds() installed
     clusters.kubeconfig            # Path: one kubeconfig, one context per cluster, named like it
     clusters["primary"].context    # "primary" (the context name is the cluster name)
     clusters["primary"].server     # "https://127.0.0.1:PORT"
     clusters["primary"].kubeconfig_text()  # single-context kubeconfig with the server's CA as
                                    # certificate-authority-data and a system:masters token
                                    # (what a Flux kubeConfig.secretRef Secret holds)
-    clusters.install_crds()        # Argo CD, Flux, ESO (../shared/crd-schemas) + Kasten kinds
+    clusters.install_crds(crds=None)  # default_crds(): Argo CD, Flux, ESO kinds from
+                                   # ../shared/crd-schemas + Kasten kinds; or the given CRDs
     clusters.apply("primary", objs)  # server-side apply, fieldValidation=Strict, in the given
                                    # order (API calls); objs: list of dicts or YAML text;
                                    # raises ApplyError. kubectl_apply(): same via kubectl.
@@ -20,6 +22,7 @@ Stable API (other tests build on it; see docs/integration-tests.md):
     clusters.kubectl("primary", "get", "ns")  # CompletedProcess, check=True, text
     clusters["edge-1"].stop()      # one cluster (e.g. a context pointing at a stopped server)
     clusters.stop()                # all, reverse order; kube-apiserver exits before its etcd
+                                   # (idempotent: a test may stop its clusters early)
 
 Pytest fixture (tests/integration/conftest.py): ``kube_clusters`` is a session-scoped factory,
 ``kube_clusters("primary", "edge-1", crds=True) -> Clusters``; every cluster it started is

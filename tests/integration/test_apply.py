@@ -8,6 +8,7 @@ shared servers hides nothing)."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ ROLES = ("primary", "secondary")
 
 
 @pytest.fixture(scope="module")
-def servers(kube_clusters: StartClusters) -> Clusters:
-    return kube_clusters(*ROLES, crds=True)
+def servers(kube_clusters: StartClusters) -> Iterator[Clusters]:
+    clusters = kube_clusters(*ROLES, crds=True)
+    yield clusters
+    clusters.stop()  # early; the session's finalizer stops whatever is left
 
 
 def apply_plan(clusters: Clusters, steps: list[Step]) -> list[tuple[str, dict[str, Any]]]:

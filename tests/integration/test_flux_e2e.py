@@ -151,6 +151,7 @@ def start_fleet(tmp_path: Path, kube_clusters: StartClusters, concurrent: int,
         git("config", "http.postBuffer", "104857600", cwd=work)
     except BaseException:
         stack.stop()
+        clusters.stop()
         raise
     store = f"vault://secret/k10fleet/e2e-{tmp_path.name}"
     return FleetRepo(work, stack, store), stack, clusters
@@ -166,6 +167,7 @@ def flux_fleet(tmp_path: Path, kube_clusters: StartClusters, vault_env: OpenBao,
         yield repo, stack, clusters
     finally:
         stack.stop()
+        clusters.stop()
 
 
 @pytest.fixture
@@ -178,6 +180,7 @@ def one_worker_fleet(tmp_path: Path, kube_clusters: StartClusters, vault_env: Op
         yield repo, stack, clusters
     finally:
         stack.stop()
+        clusters.stop()
 
 
 def test_flux_reconciles_the_rendered_injected_tree(flux_fleet: tuple[FleetRepo, FluxStack,

@@ -4,20 +4,25 @@ Stable API (other tests build on it; see docs/integration-tests.md):
 
     from tests.integration.kube import Clusters
 
-    clusters = Clusters.start(root, ["primary", "edge-1"])  # N clusters at once, each /readyz ok
+    clusters = Clusters.start(root, ["primary", "edge-1"], crds=True)  # N clusters at once,
+                                   # each /readyz ok; crds=True: with default_crds() installed
     clusters.kubeconfig            # Path: one kubeconfig, one context per cluster, named like it
     clusters["primary"].context    # "primary" (the context name is the cluster name)
     clusters["primary"].server     # "https://127.0.0.1:PORT"
     clusters["primary"].kubeconfig_text()  # single-context kubeconfig with the server's CA as
                                    # certificate-authority-data and a system:masters token
                                    # (what a Flux kubeConfig.secretRef Secret holds)
-    clusters.install_crds()        # Argo CD, Flux, ESO (../shared/crd-schemas) + Kasten kinds
-    clusters.apply("primary", objs)  # server-side apply, --validate=strict, in the given order;
-                                   # objs: list of dicts or YAML text; raises ApplyError
+    clusters.install_crds(crds=None)  # default_crds(): Argo CD, Flux, ESO kinds from
+                                   # ../shared/crd-schemas + Kasten kinds; or the given CRDs
+    clusters.apply("primary", objs)  # server-side apply, fieldValidation=Strict, in the given
+                                   # order (API calls); objs: list of dicts or YAML text;
+                                   # raises ApplyError. kubectl_apply(): same via kubectl.
+    clusters["primary"].read("v1", "Secret", "mc-join", "kasten-io")  # via the API, None if absent
     clusters.get("primary", "secret", "mc-join", namespace="kasten-io")  # dict, None if absent
     clusters.kubectl("primary", "get", "ns")  # CompletedProcess, check=True, text
     clusters["edge-1"].stop()      # one cluster (e.g. a context pointing at a stopped server)
     clusters.stop()                # all, reverse order; kube-apiserver exits before its etcd
+                                   # (idempotent: a test may stop its clusters early)
 
 Pytest fixture (tests/integration/conftest.py): ``kube_clusters`` is a session-scoped factory,
 ``kube_clusters("primary", "edge-1", crds=True) -> Clusters``; every cluster it started is
@@ -33,6 +38,7 @@ from __future__ import annotations
 import atexit
 import base64
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -41,6 +47,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -90,7 +97,7 @@ def kubectl_binary() -> str:
     return find_binary("kubectl")
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
     if process is None or process.poll() is not None:
         return
     process.terminate()
@@ -114,6 +121,7 @@ class Cluster:
         self.etcd: subprocess.Popen[bytes] | None = None
         self.apiserver: subprocess.Popen[bytes] | None = None
         self._logs: list[Any] = []
+        self._discovery: dict[str, dict[str, tuple[str, bool]]] = {}
 
     # -- processes -------------------------------------------------------------------------
     def _spawn(self, args: Sequence[str], log: str) -> subprocess.Popen[bytes]:
@@ -179,8 +187,8 @@ class Cluster:
 
     def stop(self, keep_data: bool = False) -> None:
         """kube-apiserver first, waited for, then etcd; safe to call twice."""
-        _stop(self.apiserver)
-        _stop(self.etcd)
+        stop_process(self.apiserver)
+        stop_process(self.etcd)
         if self.etcd is not None and self._etcd_data.parent != self.root and not keep_data:
             shutil.rmtree(self._etcd_data, ignore_errors=True)
         for handle in self._logs:
@@ -212,6 +220,52 @@ class Cluster:
             answer: bytes = response.read()
             return answer
 
+    def resource_path(self, api_version: str, kind: str, name: str,
+                      namespace: str | None) -> str:
+        """The REST path of an object, from the server's discovery (cached per group)."""
+        if api_version not in self._discovery:
+            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            found = json.loads(self.request(base))["resources"]
+            self._discovery[api_version] = {r["kind"]: (r["name"], r["namespaced"])
+                                            for r in found if "/" not in r["name"]}
+        plural, namespaced = self._discovery[api_version][kind]
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        scope = f"/namespaces/{namespace}" if namespaced and namespace else ""
+        return f"{base}{scope}/{plural}/{name}"
+
+    def apply_object(self, doc: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Server-side apply of one object with fieldValidation=Strict (force: the test owns
+        every field). Raises ApplyError with the server's message."""
+        meta = doc["metadata"]
+        what = f"{doc['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        try:
+            path = self.resource_path(doc["apiVersion"], doc["kind"], meta["name"],
+                                      meta.get("namespace"))
+            query = f"?fieldManager={manager}&force=true&fieldValidation=Strict"
+            answer = self.request(path + query, method="PATCH", body=doc,
+                                  content_type="application/apply-patch+yaml")
+        except KeyError:
+            raise ApplyError(f"cluster {self.name}: no resource for {what} "
+                             f"({doc['apiVersion']})") from None
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")
+            with contextlib.suppress(ValueError):
+                detail = json.loads(detail).get("message", detail)
+            raise ApplyError(f"cluster {self.name} refused {what}: {detail}") from None
+        stored: dict[str, Any] = json.loads(answer)
+        return stored
+
+    def read(self, api_version: str, kind: str, name: str,
+             namespace: str | None = None) -> dict[str, Any] | None:
+        """The object as stored, None when absent."""
+        try:
+            return dict(json.loads(self.request(
+                self.resource_path(api_version, kind, name, namespace))))
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+
     def install_crds(self, crds: Sequence[dict[str, Any]], timeout: float = 60) -> None:
         """Server-side apply each CRD (strict), then wait until all are Established."""
         base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -219,6 +273,7 @@ class Cluster:
         for crd in crds:
             self.request(f"{base}/{crd['metadata']['name']}{query}", method="PATCH", body=crd,
                          content_type="application/apply-patch+yaml", timeout=60)
+        self._discovery.clear()
         wanted = {crd["metadata"]["name"] for crd in crds}
         deadline = time.monotonic() + timeout
         while True:
@@ -316,7 +371,14 @@ class Clusters:
         return self.kubeconfig
 
     def stop(self) -> None:
-        for member in reversed(list(self)):
+        """Every kube-apiserver (newest first) is signalled and waited for, then every etcd."""
+        members = list(reversed(list(self)))
+        for member in members:
+            if member.apiserver is not None and member.apiserver.poll() is None:
+                member.apiserver.terminate()
+        for member in members:
+            stop_process(member.apiserver)
+        for member in members:
             member.stop()
 
     # -- kubectl ---------------------------------------------------------------------------
@@ -330,18 +392,28 @@ class Clusters:
 
     def apply(self, name: str, objects: str | Iterable[dict[str, Any]],
               manager: str = FIELD_MANAGER) -> list[dict[str, Any]]:
-        """Server-side apply with strict field validation, in the given order (kubectl
-        applies a stream object by object). Returns the objects applied."""
-        docs = _documents(objects)
-        if not docs:
-            return docs
-        stream = yaml.safe_dump_all(docs, sort_keys=False)
+        """Server-side apply with fieldValidation=Strict through the API, one object after
+        the other in the given order (what ``kubectl apply --server-side --validate=strict``
+        sends, without a kubectl start per call). Returns the objects as stored."""
+        return [self[name].apply_object(doc, manager) for doc in _documents(objects)]
+
+    def kubectl_apply(self, name: str, objects: str | Iterable[dict[str, Any]],
+                      manager: str = FIELD_MANAGER) -> None:
+        """The same through the real ``kubectl apply --server-side --validate=strict``."""
+        stream = yaml.safe_dump_all(_documents(objects), sort_keys=False)
         result = self.kubectl(name, "apply", "--server-side", "--force-conflicts",
                               "--validate=strict", f"--field-manager={manager}", "-f", "-",
                               input=stream, check=False)
         if result.returncode != 0:
             raise ApplyError(f"cluster {name} refused objects:\n{result.stderr.strip()}")
-        return docs
+
+    def get_many(self, name: str, refs: Sequence[str],
+                 namespace: str | None = None) -> list[dict[str, Any]]:
+        """``kubectl get REF...`` (``kind.group/name``) in one call; fails if any is missing."""
+        args = ["get", *refs, "-o", "json"] + (["-n", namespace] if namespace else [])
+        data = json.loads(self.kubectl(name, *args).stdout)
+        items: list[dict[str, Any]] = data["items"] if data.get("kind") == "List" else [data]
+        return items
 
     def get(self, name: str, resource: str, object_name: str,
             namespace: str | None = None) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from generator import kubectl
 from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform
 from generator.check.documents import (
     Document,
@@ -45,7 +46,7 @@ from generator.check.schemas import (
 )
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.output import read_manifest
-from generator.tools import find_tool, in_forked_child, parallel_jobs
+from generator.tools import in_forked_child, parallel_jobs
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
@@ -63,6 +64,7 @@ class CheckOptions:
     root: str
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     schema_locations: list[str] = field(default_factory=list)
+    crds: list[str] = field(default_factory=list)  # --crd files/folders
     strict: bool = False
     k10_chart: str | None = None
     kubeconform: str | None = None  # None/"auto", "required", "off" or a path
@@ -136,7 +138,8 @@ def _tree_engine(root: str) -> str:
 class _Checker:
     def __init__(self, options: CheckOptions) -> None:
         self.options = options
-        self.store = SchemaStore(options.kubernetes_version, options.schema_locations)
+        self.store = SchemaStore(options.kubernetes_version, options.schema_locations,
+                                 options.crds)
         self.chart = ChartValues.load(options.k10_chart) if options.k10_chart else None
 
     def document(self, doc: Document) -> list[Finding]:
@@ -268,9 +271,6 @@ def _both(findings: list[Finding], index: int) -> None:
                               "k10fleet+kubeconform", f.pointer)
 
 
-KUSTOMIZE_TIMEOUT = 120  # seconds for one ``kubectl kustomize``
-
-
 def _special_file(directory: str) -> str:
     """The first entry under directory that is neither a folder, a file nor a link."""
     for current, dirs, files in os.walk(directory):
@@ -283,9 +283,7 @@ def _special_file(directory: str) -> str:
 
 def _kustomize_builds(root: str, documents: list[Document]) -> list[Finding]:
     """``kubectl kustomize`` every directory with a kustomization, KSOPS generators set aside."""
-    kubectl = find_tool("kubectl")
-    if kubectl is None:
-        raise EnvironmentFailure("--kustomize needs kubectl on PATH")
+    binary = kubectl.find_kubectl()
     findings = []
     for doc in documents:
         if not _is_kustomization(doc) or not isinstance(doc.data, dict):
@@ -296,13 +294,15 @@ def _kustomize_builds(root: str, documents: list[Document]) -> list[Finding]:
             findings.append(doc.finding(f"kubectl kustomize not run: {cut(special)!r} is not "
                                         "a regular file (a device, pipe or socket?)"))
             continue
-        built = _kustomize(kubectl, directory, doc)
-        if built.returncode != 0:
-            findings.append(doc.finding(f"kubectl kustomize fails: {built.stderr.strip()[:500]}"))
+        status, stderr = _kustomize(binary, directory, doc)
+        if status != 0:
+            findings.append(doc.finding("kubectl kustomize fails: "
+                                        f"{kubectl.failure_reason(stderr, status)}"))
     return findings
 
 
-def _kustomize(kubectl: str, directory: str, doc: Document) -> subprocess.CompletedProcess[str]:
+def _kustomize(binary: str, directory: str, doc: Document) -> tuple[int, bytes]:
+    """(exit status, stderr) of ``kubectl kustomize`` on a copy, KSOPS generators set aside."""
     with tempfile.TemporaryDirectory(prefix="k10fleet-kustomize-") as scratch:
         copy = os.path.join(scratch, "tree")
         shutil.copytree(directory, copy, symlinks=True)
@@ -314,14 +314,9 @@ def _kustomize(kubectl: str, directory: str, doc: Document) -> subprocess.Comple
         with open(os.path.join(copy, os.path.basename(doc.rel)), "w",
                   encoding="utf-8") as handle:
             yaml.safe_dump(data, handle)
-        try:
-            return subprocess.run([kubectl, "kustomize", copy], capture_output=True,
-                                  text=True, check=False, timeout=KUSTOMIZE_TIMEOUT)
-        except subprocess.TimeoutExpired as e:
-            raise EnvironmentFailure(f"kubectl kustomize {directory} did not finish within "
-                                     f"{KUSTOMIZE_TIMEOUT} s") from e
-        except OSError as e:
-            raise EnvironmentFailure(f"cannot run kubectl ({kubectl}): {e.strerror}") from e
+        status, _, stderr = kubectl.run_bounded([binary, "kustomize", copy],
+                                                what=f"kubectl kustomize {doc.rel}")
+    return status, stderr
 
 
 def _is_ksops(path: str) -> bool:
@@ -369,8 +364,9 @@ def _check_files(checker: _Checker, root: str, rels: list[str], known: Mapping[s
     return documents, findings + their_findings
 
 
-def _start_kubeconform(options: CheckOptions, entries: list[tuple[str, bool]],
-                       notes: list[str]) -> tuple[str | None, subprocess.Popen[str] | None]:
+def _start_kubeconform(options: CheckOptions, store: SchemaStore,
+                       entries: list[tuple[str, bool]], notes: list[str]
+                       ) -> tuple[str | None, subprocess.Popen[str] | None]:
     binary = kubeconform.locate(options.kubeconform)
     manifests = _kubeconform_files(options.root, entries)
     if not binary:
@@ -384,7 +380,7 @@ def _start_kubeconform(options: CheckOptions, entries: list[tuple[str, bool]],
     version = version.removeprefix("v").removesuffix("-local-strict")
     standalone = os.path.dirname(write_standalone_cache(options.kubernetes_version,
                                                         kubeconform.cache_root()))
-    locations = [kubeconform.kasten_location(), *options.schema_locations]
+    locations = store.kubeconform_locations(kubeconform.cache_root())
     return binary, kubeconform.start(kubeconform.command(binary, manifests, version, standalone,
                                                          locations))
 
@@ -401,7 +397,7 @@ def run_check(options: CheckOptions, progress: Callable[[int, int], None] | None
     entries = list(tree_entries(root))
     rels = [rel for rel, _ in entries]
     notes: list[str] = []
-    binary, process = _start_kubeconform(options, entries, notes)
+    binary, process = _start_kubeconform(options, checker.store, entries, notes)
     try:
         documents, findings = _check_files(checker, root, rels, known or {})
     except BaseException:

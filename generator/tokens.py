@@ -27,7 +27,15 @@ import yaml
 from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.model import MC_NAMESPACE, Cluster, Fleet
 from generator.fleet.validate import load_fleet
-from generator.output import FileSpec, Manifest, WriteResult, read_manifest, write_tree
+from generator.output import (
+    FileSpec,
+    Manifest,
+    WriteResult,
+    read_manifest,
+    read_tree_file,
+    write_private_files,
+    write_tree,
+)
 from generator.problems import Problem
 from generator.render.central import credential_file, credential_secret, credentialed_profiles
 from generator.render.fleet import (
@@ -41,8 +49,9 @@ from generator.render.fleet import (
 from generator.render.templates import object_meta
 from generator.render.yamlout import dump
 from generator.secrets.base import ENDPOINT_KEY, TOKEN_KEY, StoreError, open_store, optional
+from generator.secrets.pathregex import PathRegexError, path_regex_matches
 from generator.secrets.sops import find_sops_config, run_sops
-from generator.tools import atomic_write, load_kubectl_output
+from generator.tools import load_kubectl_output
 
 ENCRYPTED_REGEX = "^(data|stringData)$"
 _AGE_RECIPIENT = re.compile(r"age1[0-9a-z]{58}\Z")
@@ -190,9 +199,9 @@ def age_recipients(out_dir: str, given: Sequence[str], target: str) -> list[str]
         for rule in rules if isinstance(rules, list) else []:
             pattern = rule.get("path_regex") if isinstance(rule, dict) else None
             try:
-                matches = pattern is None or re.search(str(pattern), relative) is not None
-            except re.error:
-                raise UsageFailure(f"{config}: invalid path_regex {pattern!r}") from None
+                matches = pattern is None or path_regex_matches(str(pattern), relative)
+            except PathRegexError as e:
+                raise UsageFailure(f"{config}: invalid path_regex {pattern!r}: {e}") from None
             if matches:
                 recipients = _rule_recipients(rule)
                 break
@@ -273,10 +282,9 @@ def _sops_files(out_dir: str, old: Manifest, secrets: list[tuple[str, str, bytes
             key = (stored, plaintext)
             if key not in verified:
                 verified[key] = fingerprint_matches(stored, plaintext, recipients)
-            path = os.path.join(out_dir, rel)
-            if verified[key] and os.path.isfile(path):
-                with open(path, "rb") as handle:
-                    files[rel] = FileSpec(handle.read(), owner="inject", fingerprint=stored)
+            content = read_tree_file(out_dir, rel) if verified[key] else None
+            if content is not None:  # never read through a symlink
+                files[rel] = FileSpec(content, owner="inject", fingerprint=stored)
                 outcome.kept += 1
                 continue
         shared = plaintext + b"\0" + ",".join(recipients).encode()
@@ -303,6 +311,9 @@ def inside_git_work_tree(path: str) -> str | None:
         current = parent
 
 
+PLAIN_HEADER = "# Apply against "  # how k10fleet's plaintext files begin
+
+
 def _plain_documents(fleet: Fleet, secondary: Cluster, joined: JoinToken) -> str:
     config = {"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": object_meta(fleet.name, "mc-join-config", secondary.kasten.namespace,
@@ -310,31 +321,24 @@ def _plain_documents(fleet: Fleet, secondary: Cluster, joined: JoinToken) -> str
               "data": join_config_data(fleet, secondary)}
     secret = mc_join_secret(fleet, secondary, joined.token,
                             joined.endpoint if needs_endpoint(secondary) else None)
-    return (f"# Apply against secondary {secondary.name}: kubectl apply -f {secondary.name}.yaml"
+    return (f"{PLAIN_HEADER}secondary {secondary.name}: kubectl apply -f {secondary.name}.yaml"
             f"\n# Contains the join token in plaintext: keep it out of Git, delete it after use."
             f"\n{dump(config)}---\n{secret}")
 
 
 def _write_plain(fleet: Fleet, plain_dir: str, joined: JoinToken,
                  credentials: dict[str, dict[str, str]]) -> list[str]:
-    os.makedirs(plain_dir, mode=0o700, exist_ok=True)
-    os.chmod(plain_dir, 0o700)
-    written = []
-    for secondary in _join_targets(fleet):
-        target = os.path.join(plain_dir, f"{secondary.name}.yaml")
-        atomic_write(target, _plain_documents(fleet, secondary, joined).encode(), 0o600)
-        written.append(target)
+    files = {f"{s.name}.yaml": _plain_documents(fleet, s, joined).encode()
+             for s in _join_targets(fleet)}
     profiles = credentialed_profiles(fleet)
     if profiles:
         primary = fleet.primary.name
-        text = (f"# Apply against primary {primary}: kubectl apply -f {primary}.yaml\n"
+        text = (f"{PLAIN_HEADER}primary {primary}: kubectl apply -f {primary}.yaml\n"
                 "# Contains profile credentials in plaintext: keep it out of Git, delete it "
                 "after use.\n" + "---\n".join(
                     credential_secret(fleet, p, credentials[p.name]) for p in profiles))
-        target = os.path.join(plain_dir, f"{primary}.yaml")
-        atomic_write(target, text.encode(), 0o600)
-        written.append(target)
-    return written
+        files[f"{primary}.yaml"] = text.encode()
+    return write_private_files(plain_dir, files, PLAIN_HEADER.encode())
 
 
 def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -59,6 +60,11 @@ def guard_output_dir(out_dir: str, fleet_path: str) -> None:
                            "render into a folder of its own, such as output/")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageFailure(f"output path {out_dir} exists and is not a directory")
+    try:
+        os.stat(out_dir)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENAMETOOLONG):
+            raise UsageFailure(f"output path {out_dir} cannot be used: {e.strerror}") from None
     blocker = _not_a_folder_above(out)
     if blocker:
         raise UsageFailure(f"output path {out_dir} cannot be a directory: {blocker} is a file, "

@@ -9,18 +9,20 @@ from dataclasses import asdict, dataclass
 
 JsonPath = tuple[str | int, ...]
 
-MAX_RUN = 120  # characters of one unbroken value shown in a message
+MAX_RUN = 200  # characters of one unbroken value (or path) shown in a message
 MAX_MESSAGE = 1500
 _LONG_RUN = re.compile(rf"\S{{{MAX_RUN + 1},}}")
 
 
-def cut(text: str) -> str:
+def cut(text: str, *, values: bool = True) -> str:
     """The one place that keeps messages short: a value echoed in a message (a 1 MB name,
-    a pasted file) is cut to its start, and an overlong message to its start and end."""
+    a pasted file) is cut to its start, and an overlong message to its start and end.
+    ``values=False`` keeps unbroken runs (a JSON path of long keys) and cuts only the whole."""
     if len(text) <= MAX_RUN:
         return text
-    text = _LONG_RUN.sub(lambda m: f"{m.group()[:MAX_RUN - 20]}...({len(m.group())} "
-                         "characters)", text)
+    if values:
+        text = _LONG_RUN.sub(lambda m: f"{m.group()[:MAX_RUN - 40]}...({len(m.group())} "
+                             "characters)", text)
     if len(text) > MAX_MESSAGE:
         head, tail = MAX_MESSAGE * 2 // 3, MAX_MESSAGE // 4
         text = f"{text[:head]} ...({len(text) - head - tail} characters cut)... {text[-tail:]}"
@@ -54,7 +56,7 @@ class Problem:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "message", cut(self.message))
-        object.__setattr__(self, "path", cut(self.path))
+        object.__setattr__(self, "path", cut(self.path, values=False))
 
     def as_text(self) -> str:
         location = f"{self.file}:{self.line}:{self.column}"

@@ -11,18 +11,17 @@ JsonPath = tuple[str | int, ...]
 
 MAX_RUN = 200  # characters of one unbroken value (or path) shown in a message
 MAX_MESSAGE = 1500
-_LONG_RUN = re.compile(rf"\S{{{MAX_RUN + 1},}}")
+MAX_PATH_RUN = 400  # a JSON path of long keys (Helm allows 256-character keys)
 
 
-def cut(text: str, *, values: bool = True) -> str:
+def cut(text: str, *, run: int = MAX_RUN) -> str:
     """The one place that keeps messages short: a value echoed in a message (a 1 MB name,
     a pasted file) is cut to its start, and an overlong message to its start and end.
-    ``values=False`` keeps unbroken runs (a JSON path of long keys) and cuts only the whole."""
-    if len(text) <= MAX_RUN:
+    Paths pass a larger ``run``: keys up to that length stay whole."""
+    if len(text) <= run:
         return text
-    if values:
-        text = _LONG_RUN.sub(lambda m: f"{m.group()[:MAX_RUN - 40]}...({len(m.group())} "
-                             "characters)", text)
+    text = re.sub(rf"\S{{{run + 1},}}", lambda m: f"{m.group()[:run - 40]}...("
+                  f"{len(m.group())} characters)", text)
     if len(text) > MAX_MESSAGE:
         head, tail = MAX_MESSAGE * 2 // 3, MAX_MESSAGE // 4
         text = f"{text[:head]} ...({len(text) - head - tail} characters cut)... {text[-tail:]}"
@@ -56,7 +55,7 @@ class Problem:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "message", cut(self.message))
-        object.__setattr__(self, "path", cut(self.path, values=False))
+        object.__setattr__(self, "path", cut(self.path, run=MAX_PATH_RUN))
 
     def as_text(self) -> str:
         location = f"{self.file}:{self.line}:{self.column}"

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from generator.problems import cut
+
 if TYPE_CHECKING:
     from generator.problems import Problem
 
@@ -16,6 +18,9 @@ class K10FleetError(Exception):
     """Base class; ``exit_code`` is what the CLI returns for it."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return cut(super().__str__())
 
 
 class InvalidInput(K10FleetError):

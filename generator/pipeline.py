@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.errors import InvalidInput, UsageFailure
-from generator.fleet.loader import LoadLimits
+from generator.fleet.loader import LoadLimits, read_input_file
 from generator.fleet.model import MC_NAMESPACE, Fleet
 from generator.fleet.validate import ValidationResult, load_fleet
 from generator.inject import (
@@ -25,12 +26,16 @@ from generator.inject import (
 )
 from generator.output import (
     MANIFEST,
+    DirCache,
     Drift,
     FileSpec,
     Manifest,
     WriteResult,
     diff_tree,
     read_manifest,
+    read_tree_file,
+    sha256,
+    tree_entry,
     write_tree,
 )
 from generator.problems import Problem
@@ -66,10 +71,27 @@ def guard_output_dir(out_dir: str, fleet_path: str) -> None:
                            "render into a folder of its own, such as output/")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageFailure(f"output path {out_dir} exists and is not a directory")
+    try:
+        os.stat(out_dir)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENAMETOOLONG):
+            raise UsageFailure(f"output path {out_dir} cannot be used: {e.strerror}") from None
+    blocker = _not_a_folder_above(out)
+    if blocker:
+        raise UsageFailure(f"output path {out_dir} cannot be a directory: {blocker} is a file, "
+                           "not a folder; choose another -o")
     if (os.path.isdir(out) and any(os.scandir(out))
             and not os.path.exists(os.path.join(out, MANIFEST))):
         raise UsageFailure(f"output directory {out_dir} is not empty and was not written by "
                            f"k10fleet (no {MANIFEST}); render into an empty or new folder")
+
+
+def _not_a_folder_above(path: str) -> str | None:
+    """The nearest existing ancestor of ``path`` when it is not a folder (``-o FILE/out``)."""
+    current = os.path.dirname(path)
+    while not os.path.lexists(current):
+        current = os.path.dirname(current)
+    return None if os.path.isdir(current) else current
 
 
 def injected_paths(fleet: Fleet) -> list[str]:
@@ -88,20 +110,30 @@ def injected_files(fleet: Fleet, out_dir: str, old: Manifest) -> dict[str, FileS
         return {}
     live = set(injected_paths(fleet))
     kept: dict[str, FileSpec] = {}
+    cache: DirCache = {}
     for rel, entry in sorted(old.owned_by("inject").items()):
         if rel not in live:
             continue
-        try:
-            with open(os.path.join(out_dir, rel), "rb") as handle:
-                content = handle.read()
-        except FileNotFoundError:
-            continue  # deleted by hand: inject will write it again
-        kept[rel] = FileSpec(content, int(entry.get("mode", "0644"), 8), owner="inject",
-                             fingerprint=entry.get("fingerprint"))
+        content = read_tree_file(out_dir, rel, cache)  # never through a symlink
+        if content is None:
+            continue  # deleted or replaced by hand: inject will write it again
+        kept[rel] = FileSpec(content, owner="inject", fingerprint=entry.get("fingerprint"))
     return kept
 
 
-def disconnect_commands(fleet: Fleet, old: Manifest) -> list[str]:
+def _was_rendered(old: Manifest, out_dir: str, name: str) -> bool:
+    """The manifest is untrusted: a cluster counts as rendered before only when one of its
+    files is listed there and still on disk with the listed bytes."""
+    prefix = cluster_dir(name) + "/"
+    for rel, entry in old.files.items():
+        if rel.startswith(prefix):
+            content = read_tree_file(out_dir, rel)
+            if content is not None and sha256(content) == entry.get("sha256"):
+                return True
+    return False
+
+
+def disconnect_commands(fleet: Fleet, old: Manifest, out_dir: str) -> list[str]:
     """``kubectl delete cluster`` for every secondary that left the fleet (or was renamed)."""
     before = old.meta.get("clusters", {})
     if not isinstance(before, dict):
@@ -110,7 +142,7 @@ def disconnect_commands(fleet: Fleet, old: Manifest) -> list[str]:
     gone = sorted({
         str(info.get("clusterName", name)) for name, info in before.items()
         if isinstance(info, dict) and info.get("role") == "secondary"
-        and str(info.get("clusterName", name)) not in now
+        and str(info.get("clusterName", name)) not in now and _was_rendered(old, out_dir, name)
     })
     extra = fleet.primary.kubectl_flags()
     return [" ".join(shlex.quote(a) for a in
@@ -153,9 +185,8 @@ def _code_and_data_digest() -> bytes:
 def input_fingerprint(fleet_path: str) -> str | None:
     """Digest of everything a render depends on; None when the fleet cannot be read."""
     try:
-        with open(fleet_path, "rb") as handle:
-            fleet_bytes = handle.read()
-    except OSError:
+        fleet_bytes = read_input_file(fleet_path, LoadLimits.from_env().max_bytes)
+    except (OSError, InvalidInput):
         return None
     digest = hashlib.sha256(b"k10fleet-inputs-1\0" + _code_and_data_digest())
     digest.update(source_label(fleet_path).encode() + b"\0" + fleet_bytes)
@@ -251,7 +282,7 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
     files, clusters = desired_files(fleet, out_dir, old)
     meta = manifest_meta(fleet, clusters)
     outcome = RenderOutcome(fleet.name, out_dir, warnings,
-                            disconnect=disconnect_commands(fleet, old))
+                            disconnect=disconnect_commands(fleet, old, out_dir))
     if fleet.tokens.mode == "sops":
         outcome.awaiting_inject = [p for p in injected_paths(fleet) if p not in files]
     if check:
@@ -264,6 +295,16 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
         outcome.written = write_tree(out_dir, files, meta, progress)
         remember_inputs(out_dir, inputs)
     return outcome
+
+
+def _not_a_file_note(out_dir: str, rel: str) -> str:
+    """Why the current side of a diff is shown empty: a link or other non-file, not read."""
+    entry = tree_entry(out_dir, rel)
+    if entry.kind == "file":
+        return ""
+    what = {"link": f"{rel} is a symbolic link",
+            "blocked": f"{entry.blocker} is not a folder"}.get(entry.kind, f"{rel} is not a file")
+    return f"({what}; not read)\n"
 
 
 @dataclass
@@ -284,12 +325,9 @@ def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
     meta = manifest_meta(fleet, clusters)
     drift = diff_tree(out_dir, files, meta)
 
-    def text_of(path: str) -> list[str]:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                return handle.read().splitlines(keepends=True)
-        except OSError:
-            return []
+    def text_of(rel: str) -> list[str]:
+        content = read_tree_file(out_dir, rel)  # never through a link that may leave the tree
+        return [] if content is None else content.decode(errors="replace").splitlines(True)
 
     result = []
     for status, paths in (("missing", drift.missing), ("differs", drift.differing),
@@ -297,11 +335,13 @@ def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
         for rel in paths:
             if rel == MANIFEST:
                 continue  # bookkeeping: its changes follow from the files'
-            current = [] if status == "missing" else text_of(os.path.join(out_dir, rel))
+            current = [] if status == "missing" else text_of(rel)
             wanted = (files[rel].content.decode(errors="replace").splitlines(keepends=True)
                       if rel in files else [])
             lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
-            result.append(FileDiff(rel, status, "".join(lines) or f"(mode of {rel} differs)\n"))
+            note = _not_a_file_note(out_dir, rel) if status != "missing" else ""
+            result.append(FileDiff(rel, status, note + ("".join(lines) or
+                                                        f"(mode of {rel} differs)\n")))
     return fleet, result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from generator.errors import InvalidInput, UsageFailure
+from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.loader import load_yaml_bytes
 from generator.fleet.validate import validate_document
 from generator.render.templates import render_template
@@ -44,5 +44,11 @@ def write_fleet(path: str, text: str, *, force: bool) -> None:
     """Create ``path``; an existing file is replaced only with ``force``."""
     if os.path.exists(path) and not force:
         raise UsageFailure(f"{path} exists; use --force to overwrite it")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    atomic_write(path, text.encode(), 0o644)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        atomic_write(path, text.encode(), 0o644)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageFailure(f"cannot create {path}: a file stands where a folder of its path "
+                           "must be; choose another path") from None
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot create {path}: {e.strerror}") from None

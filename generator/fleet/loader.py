@@ -9,6 +9,7 @@ depth and size, and turn every failure into a ``Problem`` instead of a traceback
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -376,22 +377,44 @@ def _load_marked(raw: bytes, file: str, limits: LoadLimits) -> LoadedDocument:
     return doc
 
 
-def load_yaml_file(path: str, limits: LoadLimits | None = None) -> LoadedDocument:
-    """Read ``path`` (size-checked before reading) and load it."""
-    limits = limits or LoadLimits()
+def _io_problem(path: str, message: str, rule: str = "io") -> InvalidInput:
+    return InvalidInput([Problem(path, 1, 1, "", message, rule=rule)])
+
+
+def read_input_file(path: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes`` of them. A FIFO, device
+    or socket is refused without reading (it could block forever or never end)."""
     try:
-        size = os.stat(path).st_size
-        if size > limits.max_bytes:
-            raise InvalidInput([Problem(path, 1, 1, "", f"file is {size} bytes, more than the "
-                                        f"limit of {limits.max_bytes} (K10FLEET_MAX_BYTES)",
-                                        rule="size")])
-        with open(path, "rb") as handle:
-            raw = handle.read(limits.max_bytes + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise InvalidInput([Problem(path, 1, 1, "", "file not found", rule="io")]) from None
-    except IsADirectoryError:
-        raise InvalidInput([Problem(path, 1, 1, "", "is a directory, expected a fleet file",
-                                    rule="io")]) from None
+        raise _io_problem(path, "file not found") from None
     except PermissionError:
-        raise InvalidInput([Problem(path, 1, 1, "", "permission denied", rule="io")]) from None
-    return load_yaml_bytes(raw, path, limits)
+        raise _io_problem(path, "permission denied") from None
+    except OSError as e:
+        raise _io_problem(path, f"cannot read: {e.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise _io_problem(path, "is a directory, expected a fleet file")
+        if not stat.S_ISREG(info.st_mode):
+            raise _io_problem(path, "is not a regular file (a FIFO, device or socket?); "
+                              "expected a fleet file")
+        if info.st_size > max_bytes:
+            raise _io_problem(path, f"file is {info.st_size} bytes, more than the limit of "
+                              f"{max_bytes} (K10FLEET_MAX_BYTES)", "size")
+        chunks = []
+        size = 0
+        while size <= max_bytes and (chunk := os.read(fd, 1 << 20)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as e:
+        raise _io_problem(path, f"cannot read: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def load_yaml_file(path: str, limits: LoadLimits | None = None) -> LoadedDocument:
+    """Read ``path`` (a regular file, size-checked before reading) and load it."""
+    limits = limits or LoadLimits()
+    return load_yaml_bytes(read_input_file(path, limits.max_bytes), path, limits)

@@ -19,6 +19,7 @@ import yaml
 
 from generator.errors import UsageFailure
 from generator.secrets.base import MappingStore, StoreError
+from generator.secrets.pathregex import PathRegexError, path_regex_matches
 from generator.tools import atomic_write, find_tool
 
 TIMEOUT = 60
@@ -148,9 +149,9 @@ def age_recipients(out_dir: str, given: Sequence[str], target: str) -> list[str]
         for rule in rules if isinstance(rules, list) else []:
             pattern = rule.get("path_regex") if isinstance(rule, dict) else None
             try:
-                matches = pattern is None or re.search(str(pattern), relative) is not None
-            except re.error:
-                raise UsageFailure(f"{config}: invalid path_regex {pattern!r}") from None
+                matches = pattern is None or path_regex_matches(str(pattern), relative)
+            except PathRegexError as e:
+                raise UsageFailure(f"{config}: invalid path_regex {pattern!r}: {e}") from None
             if matches:
                 recipients = _rule_recipients(rule)
                 break

@@ -151,8 +151,11 @@ def test_symlink_in_the_way_is_named(tmp_path: Path) -> None:
     (out / "clusters/a").rmdir()
     (out / "clusters").rmdir()
     (out / "clusters").symlink_to(elsewhere)
-    with pytest.raises(EnvironmentFailure, match="clusters is not a directory"):
+    with pytest.raises(InvalidInput) as info:  # the user's link: named, never written through
         write_tree(str(out), FILES, {})
+    problem = info.value.problems[0]
+    assert problem.file.endswith("output/clusters") and "symbolic link" in problem.message
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from generator import statcache
 from generator.errors import EnvironmentFailure, InvalidInput, OutputLocked
 from generator.problems import Problem
 from generator.tools import in_forked_child, parallel_jobs
@@ -158,7 +159,9 @@ def locked(out_dir: str) -> Iterator[None]:
         os.close(handle)
 
 
-def _matches(path: str, spec: FileSpec) -> bool:
+def _matches(path: str, spec: FileSpec, known_sha: str | None = None) -> bool:
+    """``known_sha``: the digest of the file's bytes when the stat cache proves it, so the
+    file need not be read again."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -168,6 +171,8 @@ def _matches(path: str, spec: FileSpec) -> bool:
     # Git records only the executable bit, so a clone under another umask must not drift.
     if bool(info.st_mode & 0o111) != bool(spec.mode & 0o111):
         return False
+    if known_sha is not None:
+        return known_sha == sha256(spec.content)
     with open(path, "rb") as handle:
         return handle.read() == spec.content
 
@@ -197,19 +202,21 @@ def _check_paths(files: Mapping[str, FileSpec]) -> None:
 def diff_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any]) -> Drift:
     """Compare without writing: what ``write_tree`` would create, change and prune."""
     _check_paths(files)
-    return _diff(out_dir, _desired(files, meta))
+    return _diff(out_dir, _desired(files, meta), statcache.load(out_dir))
 
 
-def _diff(out_dir: str, desired: Mapping[str, FileSpec]) -> Drift:
+def _diff(out_dir: str, desired: Mapping[str, FileSpec],
+          cache: statcache.StatCache | None = None) -> Drift:
     drift = Drift()
     if not os.path.lexists(out_dir):  # a first render: everything is missing, nothing to stat
         drift.missing = sorted(desired)
         return drift
+    known = cache or statcache.StatCache()
     for rel, spec in sorted(desired.items()):
         full = os.path.join(out_dir, rel)
         if not os.path.lexists(full):
             drift.missing.append(rel)
-        elif not _matches(full, spec):
+        elif not _matches(full, spec, known.known_sha(out_dir, rel)):
             drift.differing.append(rel)
     old = read_manifest(out_dir)
     drift.extra = sorted(p for p in old.files
@@ -369,11 +376,14 @@ def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, A
     desired = _desired(files, meta)
     out_dir = os.path.realpath(out_dir)
     with locked(out_dir):
+        started = statcache.now()
         remove_stale_staging(out_dir)
         old = read_manifest(out_dir)
-        drift = _diff(out_dir, desired)
-        if drift.clean:
+        drift = _diff(out_dir, desired, statcache.load(out_dir))
+        if drift.clean:  # verified: what the next run may skip re-reading
+            statcache.record(out_dir, started, _digests(desired))
             return WriteResult(unchanged=len(desired) - 1)
+        statcache.forget(out_dir)
         parent, name = os.path.split(os.path.abspath(out_dir))
         stage = tempfile.mkdtemp(prefix=f".{name}{STAGE_MARK}", dir=parent)
         result = WriteResult()
@@ -399,6 +409,11 @@ def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, A
         finally:
             if stage:
                 shutil.rmtree(stage, ignore_errors=True)
+        statcache.record(out_dir, started, _digests(desired))
         result.written.sort()
         result.removed.sort()
         return result
+
+
+def _digests(desired: Mapping[str, FileSpec]) -> Iterator[tuple[str, str]]:
+    return ((rel, sha256(spec.content)) for rel, spec in desired.items())

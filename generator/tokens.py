@@ -373,7 +373,6 @@ def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),
                            outcome)
     files, clusters = pipeline.desired_files(fleet, out_dir, old, injected=injected)
     outcome.written = write_tree(out_dir, files, pipeline.manifest_meta(fleet, clusters))
-    pipeline.remember_inputs(out_dir, pipeline.input_fingerprint(fleet_path))
     return outcome
 
 

@@ -23,7 +23,8 @@ from generator.output import (
 )
 from generator.problems import Problem
 from generator.render.central import credential_file, credentialed_profiles
-from generator.render.fleet import MC_JOIN_SOPS_FILE, cluster_dir, render_fleet
+from generator.render.fleet import render_fleet
+from generator.render.layout import MC_JOIN_SOPS_FILE, cluster_dir
 
 
 @dataclass

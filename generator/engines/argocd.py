@@ -16,7 +16,7 @@ from generator.fleet.model import MC_NAMESPACE, Cluster, Fleet
 from generator.render.templates import render_template
 
 if TYPE_CHECKING:
-    from generator.render.fleet import RenderedTree
+    from generator.render.layout import RenderedTree
 
 FOLDER = "argocd"
 

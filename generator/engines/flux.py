@@ -16,10 +16,11 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from generator.fleet.model import Cluster, Fleet
+from generator.render.layout import cluster_dir
 from generator.render.templates import render_template
 
 if TYPE_CHECKING:
-    from generator.render.fleet import RenderedTree
+    from generator.render.layout import RenderedTree
 
 FOLDER = "flux"
 GIT_SOURCE = "k10fleet"
@@ -134,8 +135,6 @@ def render_cluster(fleet: Fleet, cluster: Cluster, tree: RenderedTree,
                    ctx: dict[str, Any]) -> None:
     """The cluster's HelmRelease, values ConfigMap and Kustomizations (after its own files:
     the values ConfigMap is named after the content of k10-values.yaml)."""
-    from generator.render.fleet import cluster_dir
-
     values = tree.files[f"{cluster_dir(cluster.name)}/k10-values.yaml"].content
     values_name = values_configmap_name(cluster, values)
     base = f"{FOLDER}/releases/{cluster.name}"

@@ -17,7 +17,8 @@ from generator.fleet.model import (
     vault_mount_and_path,
     with_credential_secret,
 )
-from generator.render.fleet import RenderedTree, engine_annotations, eso_remote_data
+from generator.render.fleet import engine_annotations, eso_remote_data
+from generator.render.layout import RenderedTree
 from generator.render.templates import object_meta, render_template
 
 DIST_API = "dist.kio.kasten.io/v1alpha1"

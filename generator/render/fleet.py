@@ -6,7 +6,6 @@ import base64
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +18,17 @@ from generator.fleet.model import (
     Fleet,
 )
 from generator.merge import deep_merge
+from generator.render.layout import (
+    EXTERNAL_SECRET_FILE,
+    JOIN_TOKEN_FILE,
+    KSOPS_GENERATOR_FILE,
+    MC_JOIN_FILE,
+    PUSH_SECRET_FILE,
+    SCRIPT_PATH,
+    RenderedFile,
+    RenderedTree,
+    cluster_dir,
+)
 from generator.render.templates import render_template
 from generator.tools import in_forked_child, parallel_jobs
 
@@ -34,39 +44,6 @@ def engine_module(fleet: Fleet) -> Any:
 
         return flux
     return None
-
-SCRIPT_PATH = "bootstrap/k10multicluster.sh"
-JOIN_TOKEN_TYPE = "dist.kio.kasten.io/join-token"
-JOIN_TOKEN_FILE = "join-token-secret.yaml"
-KSOPS_GENERATOR_FILE = "secret-generator.yaml"
-MC_JOIN_SOPS_FILE = "mc-join.sops.yaml"
-MC_JOIN_FILE = "mc-join.yaml"
-PUSH_SECRET_FILE = "join-token-push-secret.yaml"
-EXTERNAL_SECRET_FILE = "mc-join-external-secret.yaml"
-
-
-@dataclass(frozen=True)
-class RenderedFile:
-    content: bytes
-    mode: int = 0o644
-
-
-@dataclass
-class RenderedTree:
-    """What ``render`` produces: files plus what the writer records about clusters."""
-
-    files: dict[str, RenderedFile] = field(default_factory=dict)
-    clusters: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def add(self, path: str, text: str, mode: int = 0o644) -> None:
-        if path in self.files:  # two objects in one file name: never silently drop one
-            raise RuntimeError(f"k10fleet would write {path} twice")
-        self.files[path] = RenderedFile(text.encode("utf-8"), mode)
-
-
-def cluster_dir(name: str) -> str:
-    return f"clusters/{name}"
-
 
 def source_label(fleet_path: str) -> str:
     """The fleet's file name as it may appear in generated comments (no path, no oddities)."""

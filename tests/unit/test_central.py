@@ -413,7 +413,7 @@ def test_labels_without_context_or_kubectl_is_an_environment_failure(
 
 def test_small_helpers_say_what_they_refuse() -> None:
     from generator.fleet.schema import describe
-    from generator.render.fleet import RenderedTree
+    from generator.render.layout import RenderedTree
     from generator.secrets.base import StoreError, as_secret_text
 
     assert describe("x" * 500) == f"string {'x' * 77 + '...'!r}"  # no multi-KB error lines

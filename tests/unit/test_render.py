@@ -11,7 +11,8 @@ import yaml
 
 from generator.fleet.validate import build_fleet
 from generator.merge import deep_merge
-from generator.render.fleet import SCRIPT_PATH, render_fleet
+from generator.render.fleet import render_fleet
+from generator.render.layout import SCRIPT_PATH
 from tests.conftest import K10_CHARTS, example_fleet
 
 

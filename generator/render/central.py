@@ -17,7 +17,8 @@ from generator.fleet.model import (
     vault_mount_and_path,
     with_credential_secret,
 )
-from generator.render.fleet import engine_annotations, eso_remote_data
+from generator.render.eso import credential_external_secret_spec
+from generator.render.fleet import engine_annotations
 from generator.render.layout import RenderedTree
 from generator.render.templates import object_meta, render_template
 
@@ -162,20 +163,3 @@ def vault_plugin_values(profile: GlobalResource) -> dict[str, str]:
     mount, path = vault_mount_and_path(profile.credentials.store)
     return {key: f"<path:{mount}/data/{path}#{key}>"
             for key in profile.credentials.format.required}
-
-
-def credential_external_secret_spec(fleet: Fleet, profile: GlobalResource) -> dict[str, Any]:
-    """ESO ExternalSecret for a profile's credentials: the required keys, the Secret type K10
-    expects, and every field ESO would default written out."""
-    assert profile.credentials is not None
-    _, path = vault_mount_and_path(profile.credentials.store)
-    tokens = fleet.tokens
-    return {
-        "data": eso_remote_data(path, profile.credentials.format.required),
-        "refreshInterval": tokens.eso_refresh_interval,
-        "secretStoreRef": {"kind": tokens.eso_store_kind, "name": tokens.eso_store_name},
-        "target": {"creationPolicy": "Owner", "deletionPolicy": "Retain",
-                   "name": profile.credentials.secret_name,
-                   "template": {"engineVersion": "v2", "mergePolicy": "Replace",
-                                "type": profile.credentials.format.secret_type}},
-    }

@@ -18,6 +18,7 @@ from generator.fleet.model import (
     Fleet,
 )
 from generator.merge import deep_merge
+from generator.render.eso import external_secret_spec, needs_endpoint, push_secret_spec
 from generator.render.layout import (
     EXTERNAL_SECRET_FILE,
     JOIN_TOKEN_FILE,
@@ -250,50 +251,6 @@ def vault_plugin_placeholders(fleet: Fleet, secondary: Cluster) -> tuple[str, st
     mount, path = fleet.tokens.vault_mount_and_path
     token = f"<path:{mount}/data/{path}#token>"
     return token, (f"<path:{mount}/data/{path}#endpoint>" if needs_endpoint(secondary) else None)
-
-
-def push_secret_spec(fleet: Fleet) -> dict[str, Any]:
-    """ESO PushSecret: the join-token Secret's ``token`` (K10 fills it) pushed to the store.
-    Every field ESO would default is written, so Argo CD never shows a perpetual diff."""
-    _, path = fleet.tokens.vault_mount_and_path
-    tokens = fleet.tokens
-    data = [{"conversionStrategy": "None",
-             "match": {"secretKey": key, "remoteRef": {"remoteKey": path, "property": key}}}
-            for key in ("token",)]
-    return {
-        "data": data,
-        "deletionPolicy": "None",
-        "refreshInterval": tokens.eso_refresh_interval,
-        "secretStoreRefs": [{"kind": tokens.eso_store_kind, "name": tokens.eso_store_name}],
-        "selector": {"secret": {"name": tokens.join_token_secret}},
-        "updatePolicy": "Replace",
-    }
-
-
-def external_secret_spec(fleet: Fleet, secondary: Cluster) -> dict[str, Any]:
-    """ESO ExternalSecret that builds Secret mc-join from the store, defaults written out."""
-    _, path = fleet.tokens.vault_mount_and_path
-    tokens = fleet.tokens
-    keys = ["token", *(["endpoint"] if needs_endpoint(secondary) else [])]
-    return {
-        "data": eso_remote_data(path, keys),
-        "refreshInterval": tokens.eso_refresh_interval,
-        "secretStoreRef": {"kind": tokens.eso_store_kind, "name": tokens.eso_store_name},
-        "target": {"creationPolicy": "Owner", "deletionPolicy": "Retain", "name": "mc-join"},
-    }
-
-
-def eso_remote_data(path: str, keys: Sequence[str]) -> list[dict[str, Any]]:
-    """ExternalSecret ``data`` entries, one per key of a KV v2 path, defaults written out."""
-    return [{"remoteRef": {"conversionStrategy": "Default", "decodingStrategy": "None",
-                           "key": path, "metadataPolicy": "None", "nullBytePolicy": "Ignore",
-                           "property": key},
-             "secretKey": key} for key in keys]
-
-
-def needs_endpoint(secondary: Cluster) -> bool:
-    """Before 6.5.14 the token does not carry the primary's address: mc-join adds it."""
-    return secondary.kasten.version < FIRST_INGRESS_IN_TOKEN
 
 
 PARALLEL_FROM = 400  # secondaries; below this a forked helper costs more than it saves

@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from generator.engines import engine_of
 from generator.fleet.model import (
     CONFIG_API,
     MC_NAMESPACE,
@@ -18,7 +19,6 @@ from generator.fleet.model import (
     with_credential_secret,
 )
 from generator.render.eso import credential_external_secret_spec
-from generator.render.fleet import engine_annotations
 from generator.render.layout import RenderedTree
 from generator.render.templates import object_meta, render_template
 
@@ -67,14 +67,6 @@ def sources_digest(fleet: Fleet, resources: tuple[tuple[str, str], ...],
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def k10_annotations(fleet: Fleet, wave: str = "1") -> dict[str, str]:
-    """K10 registers its CRDs when it starts, after Argo CD's dry run of a first sync."""
-    if fleet.gitops.engine != "argocd":
-        return {}
-    return {"argocd.argoproj.io/sync-wave": wave,
-            "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"}
-
-
 def _metadata(fleet: Fleet, name: str, labels: Mapping[str, str],
               annotations: Mapping[str, str]) -> dict[str, Any]:
     meta = object_meta(fleet.name, name, MC_NAMESPACE, annotations)
@@ -89,6 +81,7 @@ def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, A
     """Add the primary's central objects under ``base``; return the files for kustomize.
     ``fingerprints`` maps the primary's injected files to what inject recorded for them."""
     files: list[str] = []
+    k10_objects = engine_of(fleet).k10_object_annotations
 
     def add(file: str, text: str) -> None:
         files.append(file)
@@ -100,7 +93,7 @@ def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, A
             kind="K10ClusterRoleBinding",
             comment=[f"Grants {grant.role} on the selected clusters (the dashboard's "
                      "Grant Permissions, declared)."],
-            metadata=_metadata(fleet, grant.name, {}, k10_annotations(fleet)),
+            metadata=_metadata(fleet, grant.name, {}, k10_objects(wave=1)),
             spec={"clusters": [c.as_k10() for c in grant.clusters],
                   "k10ClusterRole": grant.role,
                   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind,
@@ -115,7 +108,7 @@ def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, A
                 "primary/global-resource.yaml.j2", **ctx, api_version=CONFIG_API, kind=kind,
                 comment=comment,
                 metadata=_metadata(fleet, resource.name, resource.labels,
-                                   {**resource.annotations, **k10_annotations(fleet)}),
+                                   {**resource.annotations, **k10_objects(wave=1)}),
                 spec=profile_spec(resource) if kind == "Profile" else dict(resource.spec)))
     mode = fleet.tokens.mode
     for profile in credentialed_profiles(fleet):
@@ -123,7 +116,7 @@ def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, A
             add(credential_file(profile), render_template(
                 "primary/credential-external-secret.yaml.j2", **ctx, profile=profile.name,
                 name=profile.credentials.secret_name if profile.credentials else "",
-                namespace=MC_NAMESPACE, annotations=engine_annotations(fleet, "credentials"),
+                namespace=MC_NAMESPACE, annotations=engine_of(fleet).annotations("credentials"),
                 spec=credential_external_secret_spec(fleet, profile)))
         elif mode == "vault-plugin":
             add(credential_file(profile), credential_secret(
@@ -134,7 +127,7 @@ def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, A
             comment=["Sends global resources to clusters. The digest annotation changes with",
                      "them, so K10 re-sends them (it does so only when the Distribution changes)."],
             metadata=_metadata(fleet, plan.name, {}, {
-                **k10_annotations(fleet, wave="2"),
+                **k10_objects(wave=2),
                 SOURCES_DIGEST: sources_digest(fleet, plan.resources, fingerprints)}),
             spec={"clusters": [c.as_k10() for c in plan.clusters],
                   "sources": [{"ref": {"apiVersion": CONFIG_API, "kind": kind, "name": name,
@@ -153,7 +146,7 @@ def credential_secret(fleet: Fleet, profile: GlobalResource, values: Mapping[str
         data = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     return render_template(
         "primary/credential-secret.yaml.j2", fleet=fleet, name=profile.credentials.secret_name,
-        namespace=MC_NAMESPACE, annotations=engine_annotations(fleet, "credentials"),
+        namespace=MC_NAMESPACE, annotations=engine_of(fleet).annotations("credentials"),
         secret_type=profile.credentials.format.secret_type,
         field_name="data" if encode else "stringData", data=data)
 

@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+from generator.engines import engine_of
 from generator.fleet.model import (
     FIRST_HELM_PRIMARY,
     FIRST_INGRESS_IN_TOKEN,
@@ -18,6 +19,7 @@ from generator.fleet.model import (
     Fleet,
 )
 from generator.merge import deep_merge
+from generator.render.central import render_central
 from generator.render.eso import external_secret_spec, needs_endpoint, push_secret_spec
 from generator.render.layout import (
     EXTERNAL_SECRET_FILE,
@@ -33,18 +35,6 @@ from generator.render.layout import (
 from generator.render.templates import render_template
 from generator.tools import in_forked_child, parallel_jobs
 
-
-def engine_module(fleet: Fleet) -> Any:
-    """The GitOps engine's module (render_cluster, render_global), or None for engine none."""
-    if fleet.gitops.engine == "argocd":
-        from generator.engines import argocd
-
-        return argocd
-    if fleet.gitops.engine == "flux":
-        from generator.engines import flux
-
-        return flux
-    return None
 
 def source_label(fleet_path: str) -> str:
     """The fleet's file name as it may appear in generated comments (no path, no oddities)."""
@@ -71,25 +61,6 @@ def values_for(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
     """fleet values < cluster values < generated keys, keys sorted for stable diffs."""
     merged: dict[str, Any] = _sorted(deep_merge(cluster.values, generated_values(fleet, cluster)))
     return merged
-
-
-MC_SYNC_WAVE = "1"  # Argo CD: the K10 release (wave 0) first, Multi-Cluster objects after it
-
-
-def engine_annotations(fleet: Fleet, kind: str) -> dict[str, str]:
-    """Ordering, and what keeps the engine from pruning or overwriting objects K10 also owns."""
-    engine = fleet.gitops.engine
-    annotations: dict[str, str] = {}
-    if engine == "argocd":
-        annotations["argocd.argoproj.io/sync-wave"] = MC_SYNC_WAVE
-        if kind == "namespace":
-            annotations["argocd.argoproj.io/sync-options"] = "Prune=false,Delete=false"
-    elif engine == "flux":
-        if kind == "namespace":
-            annotations["kustomize.toolkit.fluxcd.io/prune"] = "disabled"
-        if kind == "join-token":
-            annotations["kustomize.toolkit.fluxcd.io/ssa"] = "IfNotPresent"
-    return annotations
 
 
 def primary_ingress_for(fleet: Fleet, secondary: Cluster) -> str | None:
@@ -129,24 +100,22 @@ def _render_primary(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any],
     resources = ["kasten-io-mc-namespace.yaml"]
     tree.add(f"{base}/kasten-io-mc-namespace.yaml", render_template(
         "primary/namespace.yaml.j2", **ctx, namespace=MC_NAMESPACE,
-        annotations=engine_annotations(fleet, "namespace")))
+        annotations=engine_of(fleet).annotations("namespace")))
     if primary.kasten.version < FIRST_HELM_PRIMARY:
         resources.append("bootstrap.yaml")
         tree.add(f"{base}/bootstrap.yaml", render_template(
             "primary/bootstrap.yaml.j2", **ctx, cluster=primary, namespace=MC_NAMESPACE,
-            annotations=engine_annotations(fleet, "bootstrap"), spec=bootstrap_spec(primary)))
+            annotations=engine_of(fleet).annotations("bootstrap"), spec=bootstrap_spec(primary)))
     secret_file = JOIN_TOKEN_FILE  # fixed: a Secret name must never collide with our files
     resources.append(secret_file)
     tree.add(f"{base}/{secret_file}", render_template(
         "primary/join-token-secret.yaml.j2", **ctx, name=fleet.tokens.join_token_secret,
-        namespace=MC_NAMESPACE, annotations=engine_annotations(fleet, "join-token")))
+        namespace=MC_NAMESPACE, annotations=engine_of(fleet).annotations("join-token")))
     if fleet.tokens.mode == "external-secrets":
         resources.append(PUSH_SECRET_FILE)
         tree.add(f"{base}/{PUSH_SECRET_FILE}", render_template(
             "primary/push-secret.yaml.j2", **ctx, namespace=MC_NAMESPACE,
-            annotations=engine_annotations(fleet, "push-secret"), spec=push_secret_spec(fleet)))
-    from generator.render.central import render_central
-
+            annotations=engine_of(fleet).annotations("push-secret"), spec=push_secret_spec(fleet)))
     resources.extend(render_central(fleet, tree, base, ctx, fingerprints))
     generators = _injected(fleet, base, tree, ctx, injected, resources,
                            "profile-credentials-generator")
@@ -158,7 +127,7 @@ def _injected(fleet: Fleet, base: str, tree: RenderedTree, ctx: dict[str, Any],
     """List files ``inject`` wrote: Argo CD gets encrypted ones through a KSOPS generator
     (it would apply an encrypted Secret as-is), Flux decrypts resources itself."""
     encrypted = [name for name in injected if name.endswith(".sops.yaml")]
-    if encrypted and fleet.gitops.engine == "argocd":
+    if encrypted and engine_of(fleet).needs_sops_generator:
         tree.add(f"{base}/{KSOPS_GENERATOR_FILE}", render_template(
             "secondary/ksops-generator.yaml.j2", **ctx, generator_name=generator_name,
             files=[f"./{name}" for name in encrypted]))
@@ -176,7 +145,7 @@ def _render_secondary(fleet: Fleet, secondary: Cluster, tree: RenderedTree,
         resources.append("mc-join-config.yaml")
         tree.add(f"{base}/mc-join-config.yaml", render_template(
             "secondary/mc-join-config.yaml.j2", **ctx, cluster=secondary,
-            annotations=engine_annotations(fleet, "mc-join-config"),
+            annotations=engine_of(fleet).annotations("mc-join-config"),
             modern=secondary.kasten.version >= FIRST_INGRESS_IN_TOKEN,
             data=join_config_data(fleet, secondary)))
         mode = fleet.tokens.mode
@@ -184,7 +153,7 @@ def _render_secondary(fleet: Fleet, secondary: Cluster, tree: RenderedTree,
             resources.append(EXTERNAL_SECRET_FILE)
             tree.add(f"{base}/{EXTERNAL_SECRET_FILE}", render_template(
                 "secondary/external-secret.yaml.j2", **ctx, cluster=secondary,
-                annotations=engine_annotations(fleet, "external-secret"),
+                annotations=engine_of(fleet).annotations("external-secret"),
                 spec=external_secret_spec(fleet, secondary)))
         elif mode == "vault-plugin":
             resources.append(MC_JOIN_FILE)
@@ -200,8 +169,9 @@ def _render_secondary(fleet: Fleet, secondary: Cluster, tree: RenderedTree,
 def _render_common(fleet: Fleet, cluster: Cluster, tree: RenderedTree, ctx: dict[str, Any],
                    resources: list[str], generators: Sequence[str] = ()) -> None:
     base = cluster_dir(cluster.name)
-    tree.add(f"{base}/k10-values.yaml", render_template(
-        "k10-values.yaml.j2", **ctx, cluster=cluster, values=values_for(fleet, cluster)))
+    values = render_template("k10-values.yaml.j2", **ctx, cluster=cluster,
+                             values=values_for(fleet, cluster))
+    tree.add(f"{base}/k10-values.yaml", values)
     tree.add(f"{base}/kustomization.yaml", render_template(
         "kustomization.yaml.j2", **ctx, resources=resources, generators=list(generators)))
     tree.clusters[cluster.name] = {
@@ -209,6 +179,8 @@ def _render_common(fleet: Fleet, cluster: Cluster, tree: RenderedTree, ctx: dict
         "clusterName": cluster.cluster_name,
         "namespace": cluster.kasten.namespace,
     }
+    for path, text in engine_of(fleet).cluster_files(fleet, cluster, values.encode(), ctx):
+        tree.add(path, text)
 
 
 def k10multicluster_command(fleet: Fleet, secondary: Cluster) -> str:
@@ -243,7 +215,7 @@ def mc_join_secret(fleet: Fleet, secondary: Cluster, token: str, endpoint: str |
     return render_template("secondary/mc-join.yaml.j2", fleet=fleet, cluster=secondary,
                            field_name="data" if encode else "stringData",
                            data=dict(sorted(values.items())),
-                           annotations=engine_annotations(fleet, "mc-join"))
+                           annotations=engine_of(fleet).annotations("mc-join"))
 
 
 def vault_plugin_placeholders(fleet: Fleet, secondary: Cluster) -> tuple[str, str | None]:
@@ -258,11 +230,8 @@ PARALLEL_FROM = 400  # secondaries; below this a forked helper costs more than i
 
 def _render_secondaries(fleet: Fleet, secondaries: Sequence[Cluster], tree: RenderedTree,
                         ctx: dict[str, Any], injected: Mapping[str, Sequence[str]]) -> None:
-    engine = engine_module(fleet)
     for secondary in secondaries:
         _render_secondary(fleet, secondary, tree, ctx, injected.get(secondary.name, ()))
-        if engine is not None:
-            engine.render_cluster(fleet, secondary, tree, ctx)
 
 
 def _render_part(fleet: Fleet, secondaries: Sequence[Cluster], ctx: dict[str, Any],
@@ -294,9 +263,6 @@ def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = No
     collect = in_forked_child(lambda: _render_part(fleet, secondaries[split:], ctx, injected)) \
         if split < len(secondaries) else None
     _render_primary(fleet, tree, ctx, injected.get(fleet.primary.name, ()), fingerprints or {})
-    engine = engine_module(fleet)
-    if engine is not None:
-        engine.render_cluster(fleet, fleet.primary, tree, ctx)
     _render_secondaries(fleet, secondaries[:split], tree, ctx, injected)
     if collect is not None:
         try:
@@ -309,8 +275,8 @@ def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = No
                     raise RuntimeError(f"k10fleet would write {path} twice")
                 tree.files[path] = rendered
             tree.clusters.update(clusters)
-    if engine is not None:
-        engine.render_global(fleet, tree, ctx)
+    for path, text in engine_of(fleet).global_files(fleet, ctx):
+        tree.add(path, text)
     scripted = [s for s in fleet.secondaries if s.join_with == "k10multicluster"]
     if scripted:
         commands = [{"name": s.name, "line": k10multicluster_command(fleet, s)} for s in scripted]

@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from generator.engines import engine_of
+from generator.engines.registry import engine_of
 from generator.fleet.model import (
     CONFIG_API,
     MC_NAMESPACE,

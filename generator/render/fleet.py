@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from generator.engines import engine_of
+from generator.engines.registry import engine_of
 from generator.fleet.model import (
     FIRST_HELM_PRIMARY,
     FIRST_INGRESS_IN_TOKEN,

@@ -182,10 +182,8 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
         _echo_problems(outcome.warnings, err=True)
         if outcome.drift is not None:
             drift = outcome.drift
-            for label, paths in (("missing", drift.missing), ("differs", drift.differing),
-                                 ("extra", drift.extra)):
-                for path in paths:
-                    click.echo(f"{label}: {out_dir.rstrip('/')}/{path}")
+            for status, path in drift.entries():
+                click.echo(f"{status}: {out_dir.rstrip('/')}/{path}")
             if drift.clean:
                 click.echo(f"{out_dir} is up to date with {fleet}")
             else:

@@ -98,6 +98,13 @@ class Drift:
     def clean(self) -> bool:
         return not (self.missing or self.differing or self.extra)
 
+    def entries(self) -> Iterator[tuple[str, str]]:
+        """(status, path) in report order; status is missing, differs or extra."""
+        for status, paths in (("missing", self.missing), ("differs", self.differing),
+                              ("extra", self.extra)):
+            for path in paths:
+                yield status, path
+
 
 @dataclass
 class WriteResult:

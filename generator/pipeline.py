@@ -173,14 +173,12 @@ def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
             return []
 
     result = []
-    for status, paths in (("missing", drift.missing), ("differs", drift.differing),
-                          ("extra", drift.extra)):
-        for rel in paths:
-            if rel == MANIFEST:
-                continue  # bookkeeping: its changes follow from the files'
-            current = [] if status == "missing" else text_of(os.path.join(out_dir, rel))
-            wanted = (files[rel].content.decode(errors="replace").splitlines(keepends=True)
-                      if rel in files else [])
-            lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
-            result.append(FileDiff(rel, status, "".join(lines) or f"(mode of {rel} differs)\n"))
+    for status, rel in drift.entries():
+        if rel == MANIFEST:
+            continue  # bookkeeping: its changes follow from the files'
+        current = [] if status == "missing" else text_of(os.path.join(out_dir, rel))
+        wanted = (files[rel].content.decode(errors="replace").splitlines(keepends=True)
+                  if rel in files else [])
+        lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
+        result.append(FileDiff(rel, status, "".join(lines) or f"(mode of {rel} differs)\n"))
     return fleet, result

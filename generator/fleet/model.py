@@ -82,7 +82,6 @@ class Cluster:
     kasten: KastenSettings
     values: dict[str, Any]
     ingress_url: str | None
-    insecure_ingress: bool
     cluster_name: str
     primary_ingress_url: str | None = None
     join_with: str = "token"
@@ -135,8 +134,6 @@ class GitOps:
 
 
 CLUSTER_TYPE_LABEL = "dist.kio.kasten.io/cluster-type"  # K10 sets it on every Cluster object
-K10_CLUSTER_ROLES = ("k10-multi-cluster-admin", "k10-multi-cluster-basic",
-                     "k10-multi-cluster-config-view")
 CONFIG_API = "config.kio.kasten.io/v1alpha1"
 
 

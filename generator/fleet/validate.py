@@ -115,7 +115,6 @@ def _cluster(raw: dict[str, Any], role: str, spec: dict[str, Any]) -> Cluster:
         kasten=_kasten(fleet_kasten, raw.get("kasten", {})),
         values=deep_merge(fleet_kasten.get("values", {}), raw.get("values", {})),
         ingress_url=raw.get("ingressURL"),
-        insecure_ingress=raw.get("insecureIngress", False),
         cluster_name=raw.get("clusterName", raw["name"]),
         primary_ingress_url=raw.get("primaryIngressURL"),
         join_with=raw.get("joinWith", "token"),

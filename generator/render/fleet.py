@@ -41,7 +41,7 @@ def source_label(fleet_path: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+@-]", "_", PurePosixPath(fleet_path.replace("\\", "/")).name)
 
 
-def generated_values(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
+def generated_values(cluster: Cluster) -> dict[str, Any]:
     """The ``multicluster`` block k10fleet owns for this cluster."""
     if cluster.is_primary and cluster.kasten.version >= FIRST_HELM_PRIMARY:
         return {"multicluster": {"enabled": True, "primary": {
@@ -59,7 +59,7 @@ def _sorted(value: Any) -> Any:
 
 def values_for(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
     """fleet values < cluster values < generated keys, keys sorted for stable diffs."""
-    merged: dict[str, Any] = _sorted(deep_merge(cluster.values, generated_values(fleet, cluster)))
+    merged: dict[str, Any] = _sorted(deep_merge(cluster.values, generated_values(cluster)))
     return merged
 
 
@@ -183,23 +183,21 @@ def _render_common(fleet: Fleet, cluster: Cluster, tree: RenderedTree, ctx: dict
         tree.add(path, text)
 
 
+def _bootstrap_side(role: str, cluster: Cluster, name: str) -> list[str]:
+    """``k10multicluster bootstrap`` flags for one side (``primary`` or ``secondary``)."""
+    args = [f"--{role}-context", cluster.kube_context or "", f"--{role}-name", name]
+    if cluster.kubeconfig:
+        args += [f"--{role}-kubeconfig", cluster.kubeconfig]
+    return [*args, f"--{role}-k10-namespace", cluster.kasten.namespace,
+            f"--{role}-k10-release-name", cluster.kasten.release_name]
+
+
 def k10multicluster_command(fleet: Fleet, secondary: Cluster) -> str:
     """One exact ``k10multicluster bootstrap`` invocation for a secondary."""
-    primary = fleet.primary
     args = ["k10multicluster", "bootstrap",
-            "--primary-context", primary.kube_context or "",
-            "--primary-name", primary.name]
-    if primary.kubeconfig:
-        args += ["--primary-kubeconfig", primary.kubeconfig]
-    args += ["--primary-k10-namespace", primary.kasten.namespace,
-             "--primary-k10-release-name", primary.kasten.release_name,
-             "--secondary-context", secondary.kube_context or "",
-             "--secondary-name", secondary.cluster_name]
-    if secondary.kubeconfig:
-        args += ["--secondary-kubeconfig", secondary.kubeconfig]
-    args += ["--secondary-k10-namespace", secondary.kasten.namespace,
-             "--secondary-k10-release-name", secondary.kasten.release_name,
-             "--secondary-cluster-ingress", secondary.ingress_url or ""]
+            *_bootstrap_side("primary", fleet.primary, fleet.primary.name),
+            *_bootstrap_side("secondary", secondary, secondary.cluster_name),
+            "--secondary-cluster-ingress", secondary.ingress_url or ""]
     if secondary.ingress_url and urlsplit(secondary.ingress_url).scheme == "http":
         args.append("--secondary-cluster-ingress-tls-insecure")
     return " ".join(shlex.quote(a) for a in args)

@@ -389,9 +389,9 @@ def _interactive() -> bool:
 @main.command()
 def schema() -> None:
     """Print the fleet.yaml JSON Schema (for editors and the YAML language server)."""
-    from generator.resources import data_dir
+    from generator.resources import read_text
 
-    click.echo((data_dir("schemas") / "fleet.schema.json").read_text(encoding="utf-8"), nl=False)
+    click.echo(read_text("schemas/fleet.schema.json"), nl=False)
 
 
 @main.command()

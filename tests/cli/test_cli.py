@@ -196,9 +196,10 @@ def test_kustomize_builds_every_rendered_cluster(write_fleet: WriteFleet,
                                    "Secret"]}
 
 
-def _run_installed(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run_installed(venv: Path, *args: str, cwd: Path,
+                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(venv / "bin" / "k10fleet"), *args], capture_output=True,
-                          text=True, cwd=cwd, check=False)
+                          text=True, cwd=cwd, check=False, env=env)
 
 
 def test_wheel_installs_and_runs_from_any_directory(tmp_path: Path) -> None:
@@ -215,12 +216,14 @@ def test_wheel_installs_and_runs_from_any_directory(tmp_path: Path) -> None:
     work = tmp_path / "elsewhere"
     work.mkdir()
     shutil.copy(REPO / "fleet.yaml", work / "fleet.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the wheel, not the repo
     location = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import generator.resources as r; "
          "print(r.data_dir('templates')); print(r.data_dir('schemas'))"],
-        capture_output=True, text=True, cwd=work, check=True).stdout.split()
-    assert all(str(venv) in p and "_data" in p for p in location), location
-    rendered = _run_installed(venv, "render", cwd=work)
+        capture_output=True, text=True, cwd=work, check=True, env=env).stdout.split()
+    assert all(p.startswith(str(venv)) and p.endswith(("_data/templates", "_data/schemas"))
+               and not os.path.islink(p) for p in location), location
+    rendered = _run_installed(venv, "render", cwd=work, env=env)
     assert rendered.returncode == 0, rendered.stderr
     assert tree_bytes(work / "output") == tree_bytes(REPO / "output")
 

@@ -22,9 +22,9 @@ from generator.output import (
     write_tree,
 )
 from generator.problems import Problem
-from generator.render.central import credential_file, credentialed_profiles
-from generator.render.fleet import render_fleet
+from generator.render.global_resources import credential_file, credentialed_profiles
 from generator.render.layout import MC_JOIN_SOPS_FILE, cluster_dir
+from generator.render.tree import render_fleet
 
 
 @dataclass

@@ -29,11 +29,15 @@ from generator.fleet.model import MC_NAMESPACE, Cluster, Fleet
 from generator.fleet.validate import load_fleet
 from generator.output import FileSpec, Manifest, WriteResult, read_manifest, write_tree
 from generator.problems import Problem
-from generator.render.central import credential_file, credential_secret, credentialed_profiles
 from generator.render.eso import needs_endpoint
-from generator.render.fleet import join_config_data, mc_join_secret
+from generator.render.global_resources import (
+    credential_file,
+    credential_secret,
+    credentialed_profiles,
+)
 from generator.render.layout import JOIN_TOKEN_TYPE, MC_JOIN_SOPS_FILE, cluster_dir
 from generator.render.templates import object_meta
+from generator.render.tree import join_config_data, mc_join_secret
 from generator.render.yamlout import dump
 from generator.secrets.base import ENDPOINT_KEY, TOKEN_KEY, StoreError, open_store, optional
 from generator.secrets.sops import find_sops_config, run_sops

@@ -13,7 +13,7 @@ from benchmarks.make_fleet import make_fleet
 from generator import output
 from generator.errors import EnvironmentFailure
 from generator.output import FileSpec, write_tree
-from generator.render import fleet as render
+from generator.render import tree as render
 from tests.conftest import run_cli, tree_bytes
 
 SIZE = render.PARALLEL_FROM + 101  # an odd count: the halves differ in size

@@ -13,8 +13,8 @@ import yaml
 
 from generator.fleet.validate import build_fleet
 from generator.merge import deep_merge
-from generator.render.fleet import render_fleet
 from generator.render.layout import SCRIPT_PATH
+from generator.render.tree import render_fleet
 from tests.conftest import K10_CHARTS, SHARED, example_fleet
 
 

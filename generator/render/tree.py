@@ -19,8 +19,8 @@ from generator.fleet.model import (
     Fleet,
 )
 from generator.merge import deep_merge
-from generator.render.central import render_central
 from generator.render.eso import external_secret_spec, needs_endpoint, push_secret_spec
+from generator.render.global_resources import render_central
 from generator.render.layout import (
     EXTERNAL_SECRET_FILE,
     JOIN_TOKEN_FILE,

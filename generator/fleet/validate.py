@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generator.errors import InvalidInput
-from generator.fleet.central import central_problems
+from generator.fleet.global_resources import central_problems
 from generator.fleet.loader import LoadedDocument, LoadLimits, load_yaml_file
 from generator.fleet.model import (
     CREDENTIAL_FORMATS,

@@ -29,8 +29,8 @@ from typing import Any
 
 from generator import statcache
 from generator.errors import EnvironmentFailure, InvalidInput, OutputLocked
+from generator.forking import in_forked_child, parallel_jobs
 from generator.problems import Problem
-from generator.tools import in_forked_child, parallel_jobs
 
 MANIFEST = ".k10fleet-manifest.json"
 MANIFEST_FORMAT = 1

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from generator.tools import atomic_write
+from generator.files import atomic_write
 
 FORMAT = 2
 MARGIN_NS = 1_000_000_000  # file system clocks are coarse and may lag time.time_ns()

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from generator.errors import InvalidInput, UsageFailure
+from generator.files import atomic_write
 from generator.fleet.model import MC_NAMESPACE, Cluster, Fleet
 from generator.fleet.validate import load_fleet
 from generator.output import FileSpec, Manifest, WriteResult, read_manifest, write_tree
@@ -41,7 +42,7 @@ from generator.render.tree import join_config_data, mc_join_secret
 from generator.render.yamlout import dump
 from generator.secrets.base import ENDPOINT_KEY, TOKEN_KEY, StoreError, open_store, optional
 from generator.secrets.sops import find_sops_config, run_sops
-from generator.tools import atomic_write, load_kubectl_output
+from generator.tools import load_kubectl_output
 
 ENCRYPTED_REGEX = "^(data|stringData)$"
 _AGE_RECIPIENT = re.compile(r"age1[0-9a-z]{58}\Z")

@@ -18,6 +18,7 @@ from generator.fleet.model import (
     Cluster,
     Fleet,
 )
+from generator.forking import in_forked_child, parallel_jobs
 from generator.merge import deep_merge
 from generator.render.eso import external_secret_spec, needs_endpoint, push_secret_spec
 from generator.render.global_resources import render_central
@@ -33,7 +34,6 @@ from generator.render.layout import (
     cluster_dir,
 )
 from generator.render.templates import render_template
-from generator.tools import in_forked_child, parallel_jobs
 
 
 def source_label(fleet_path: str) -> str:

@@ -10,8 +10,9 @@ import os
 import subprocess
 from typing import Any
 
+from generator.files import atomic_write
 from generator.secrets.base import MappingStore, StoreError
-from generator.tools import atomic_write, find_tool
+from generator.tools import find_tool
 
 TIMEOUT = 60
 

@@ -48,6 +48,8 @@ def handle_errors(func: F) -> F:
         as_json = kwargs.get("output_format") == "json"
         try:
             return func(*args, **kwargs)
+        except CheckFailed as e:  # the command reported the differences already
+            ctx.exit(e.exit_code)
         except InvalidInput as e:
             if as_json:
                 click.echo(problems_as_json(e.problems))
@@ -205,7 +207,7 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
             for command in outcome.disconnect:
                 click.echo(f"  {command}")
     if outcome.drift is not None and not outcome.drift.clean:
-        raise click.exceptions.Exit(CheckFailed.exit_code)
+        raise CheckFailed()
 
 
 @main.command()
@@ -378,7 +380,7 @@ def labels(fleet: str, source: str | None, apply_changes: bool, output_format: s
     elif drifting:
         click.echo(f"{drifting} Cluster object(s) differ from the fleet: run `k10fleet labels "
                    f"{fleet} --apply`", err=True)
-        raise click.exceptions.Exit(CheckFailed.exit_code)
+        raise CheckFailed()
 
 
 def _interactive() -> bool:

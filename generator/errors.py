@@ -29,9 +29,20 @@ class InvalidInput(K10FleetError):
 
 
 class CheckFailed(K10FleetError):
-    """A check (such as ``render --check``) found differences."""
+    """A check (``render --check``, ``labels`` without ``--apply``) found differences; the
+    command has already reported them, so the CLI only sets the exit code."""
 
     exit_code = 1
+
+
+class InternalError(K10FleetError):
+    """k10fleet broke one of its own promises (two objects for one file, an unsafe path from
+    a renderer): a bug to report, never the user's input."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"internal error: {message}; please report it")
 
 
 class EnvironmentFailure(K10FleetError):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generator import statcache
-from generator.errors import EnvironmentFailure, InvalidInput, OutputLocked
+from generator.errors import EnvironmentFailure, InternalError, InvalidInput, OutputLocked
 from generator.forking import in_forked_child, parallel_jobs
 from generator.problems import Problem
 
@@ -203,7 +203,7 @@ def _check_paths(files: Mapping[str, FileSpec]) -> None:
     for path in files:
         parts = path.split("/")
         if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise ValueError(f"unsafe output path {path!r}")
+            raise InternalError(f"unsafe output path {path!r}")
 
 
 def diff_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any]) -> Drift:

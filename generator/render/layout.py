@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from generator.errors import InternalError
+
 SCRIPT_PATH = "bootstrap/k10multicluster.sh"
 JOIN_TOKEN_TYPE = "dist.kio.kasten.io/join-token"
 JOIN_TOKEN_FILE = "join-token-secret.yaml"
@@ -30,7 +32,7 @@ class RenderedTree:
 
     def add(self, path: str, text: str, mode: int = 0o644) -> None:
         if path in self.files:  # two objects in one file name: never silently drop one
-            raise RuntimeError(f"k10fleet would write {path} twice")
+            raise InternalError(f"k10fleet would write {path} twice")
         self.files[path] = RenderedFile(text.encode("utf-8"), mode)
 
 

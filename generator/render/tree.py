@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from generator.engines.registry import engine_of
+from generator.errors import InternalError
 from generator.fleet.model import (
     FIRST_HELM_PRIMARY,
     FIRST_INGRESS_IN_TOKEN,
@@ -270,7 +271,7 @@ def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = No
         else:
             for path, rendered in files.items():
                 if path in tree.files:
-                    raise RuntimeError(f"k10fleet would write {path} twice")
+                    raise InternalError(f"k10fleet would write {path} twice")
                 tree.files[path] = rendered
             tree.clusters.update(clusters)
     for path, text in engine_of(fleet).global_files(fleet, ctx):

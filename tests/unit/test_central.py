@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
+from generator.errors import InternalError
 from generator.fleet.selectors import SelectorError, parse
 from generator.labels import kubectl_calls, parse_cluster_list, plan
 from generator.resources import load_schema
@@ -419,7 +420,7 @@ def test_small_helpers_say_what_they_refuse() -> None:
     assert describe("x" * 500) == f"string {'x' * 77 + '...'!r}"  # no multi-KB error lines
     tree = RenderedTree()
     tree.add("a.yaml", "one\n")
-    with pytest.raises(RuntimeError, match=re.escape("a.yaml twice")):
+    with pytest.raises(InternalError, match=re.escape("a.yaml twice")):
         tree.add("a.yaml", "two\n")
     assert as_secret_text("s", "port", 8443) == "8443"
     with pytest.raises(StoreError, match="'flag' holds a boolean"):

@@ -7,10 +7,10 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from generator.errors import UsageFailure
+from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
 from generator.fleet.model import MC_NAMESPACE, Fleet
-from generator.fleet.validate import load_fleet
+from generator.fleet.validate import ValidationResult, load_fleet
 from generator.output import (
     MANIFEST,
     Drift,
@@ -36,6 +36,7 @@ class RenderOutcome:
     drift: Drift | None = None
     disconnect: list[str] = field(default_factory=list)
     awaiting_inject: list[str] = field(default_factory=list)  # sops files inject will write
+    same: dict[str, bytes] | None = None  # --check: files whose bytes on disk were proven equal
 
 
 def guard_output_dir(out_dir: str, fleet_path: str) -> None:
@@ -126,12 +127,17 @@ def manifest_meta(fleet: Fleet, clusters: dict[str, dict[str, str]]) -> dict[str
 
 def render(fleet_path: str, out_dir: str, *, check: bool = False,
            limits: LoadLimits | None = None,
-           progress: Callable[[int, int], None] | None = None) -> RenderOutcome:
+           progress: Callable[[int, int], None] | None = None,
+           loaded: ValidationResult | None = None) -> RenderOutcome:
     """Validate, render and either write the tree or (``check``) report its drift.
 
     Every run loads, validates, renders and reports in full; only the writer's reading of
-    files it already knows to be unchanged is skipped (see ``generator.statcache``)."""
-    fleet, warnings = load_fleet(fleet_path, limits)
+    files it already knows to be unchanged is skipped (see ``generator.statcache``).
+    ``loaded``: the fleet already validated (by ``k10fleet ci``), not read again."""
+    if loaded is not None and loaded.fleet is None:
+        raise InvalidInput(loaded.problems)
+    fleet, warnings = (loaded.fleet, loaded.problems) if loaded is not None and loaded.fleet \
+        else load_fleet(fleet_path, limits)
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
     files, clusters = desired_files(fleet, out_dir, old)
@@ -142,6 +148,8 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
         outcome.awaiting_inject = [p for p in injected_paths(fleet) if p not in files]
     if check:
         outcome.drift = diff_tree(out_dir, files, meta)
+        unequal = {*outcome.drift.missing, *outcome.drift.differing}
+        outcome.same = {p: s.content for p, s in files.items() if p not in unequal}
     else:
         outcome.written = write_tree(out_dir, files, meta, progress)
     return outcome

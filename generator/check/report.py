@@ -13,9 +13,15 @@ from generator.check.run import CheckReport
 def as_text(report: CheckReport) -> str:
     lines = [f.as_text() for f in report.findings]
     used = "used" if report.kubeconform_binary else "not used"
-    lines.append(f"checked {len(report.documents)} documents in {report.files} files: "
-                 f"{report.errors} errors, {report.warnings} warnings (kubeconform {used})")
+    counts = ", ".join(_count(n, what) for n, what in ((report.errors, "error"),
+                                                       (report.warnings, "warning")))
+    lines.append(f"checked {_count(len(report.documents), 'document')} in "
+                 f"{_count(report.files, 'file')}: {counts} (kubeconform {used})")
     return "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def as_json(report: CheckReport) -> str:

@@ -18,7 +18,7 @@ import click
 
 from generator.check import DEFAULT_KUBERNETES_VERSION
 from generator.errors import CheckFailed, InvalidInput, K10FleetError
-from generator.problems import Problem, problems_as_json
+from generator.problems import Problem, problems_as_json, problems_as_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,8 +34,8 @@ FLEET_ARGUMENT = click.argument("fleet", default="fleet.yaml", metavar="[FLEET]"
 
 
 def _echo_problems(problems: Sequence[Problem], *, err: bool) -> None:
-    for problem in problems:
-        click.echo(problem.as_text(), err=err)
+    if problems:
+        click.echo(problems_as_text(problems), err=err)
 
 
 def handle_errors(func: F) -> F:

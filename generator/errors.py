@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from generator.problems import Problem
+    from generator.problems import Problem, RuleId
 
 
 class K10FleetError(Exception):
@@ -26,6 +26,13 @@ class InvalidInput(K10FleetError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)
         super().__init__(f"{len(self.problems)} problem(s) found")
+
+    @classmethod
+    def in_file(cls, source: str, message: str, *, rule: RuleId) -> InvalidInput:
+        """A problem with a whole input (kubectl output, a token file), not one place in it."""
+        from generator.problems import Problem  # problems imports nothing of errors
+
+        return cls([Problem(source, 1, 1, "", message, rule=rule)])
 
 
 class CheckFailed(K10FleetError):

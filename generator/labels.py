@@ -15,6 +15,7 @@ Clusters that need the same change are patched by one kubectl call.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from dataclasses import dataclass, field
@@ -23,7 +24,6 @@ from typing import Any
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.model import MC_NAMESPACE, Fleet
 from generator.fleet.validate import load_fleet
-from generator.problems import Problem
 from generator.tools import find_tool, load_kubectl_output
 
 MANAGED_LABELS = "k10fleet.io/managed-labels"
@@ -50,8 +50,7 @@ class LabelChange:
     annotate: bool = False  # the managed-labels annotation must change
 
 
-def _bad_input(source: str, message: str) -> InvalidInput:
-    return InvalidInput([Problem(source, 1, 1, "", message, rule="labels")])
+_bad_input = functools.partial(InvalidInput.in_file, rule="labels")
 
 
 def _managed_label_keys(meta: dict[str, Any]) -> frozenset[str]:

@@ -29,7 +29,6 @@ from generator.files import atomic_write
 from generator.fleet.model import MC_NAMESPACE, Cluster, Fleet
 from generator.fleet.validate import load_fleet
 from generator.output import FileSpec, Manifest, WriteResult, read_manifest, write_tree
-from generator.problems import Problem
 from generator.render.eso import needs_endpoint
 from generator.render.global_resources import (
     credential_file,
@@ -54,8 +53,7 @@ class JoinToken:
     endpoint: str | None = None
 
 
-def _bad_input(source: str, message: str) -> InvalidInput:
-    return InvalidInput([Problem(source, 1, 1, "", message, rule="token")])
+_bad_input = functools.partial(InvalidInput.in_file, rule="tokens")
 
 
 def parse_join_token_secret(text: str, source: str, expected_name: str) -> JoinToken:

@@ -171,7 +171,7 @@ def global_objects(doc: LoadedDocument) -> Iterator[Problem]:
                     if problem:
                         yield doc.problem((*path, "metadata", field, str(key)),
                                           problem.replace("label key", f"{field[:-1]} key"),
-                                          key=True, rule="schema")
+                                          key=True, rule="labels")
             as_k10 = {"apiVersion": CONFIG_API, "kind": kind,
                       **{k: v for k, v in item.items() if k != "credentials"}}
             if isinstance(as_k10.get("metadata"), dict):

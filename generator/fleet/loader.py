@@ -17,7 +17,7 @@ import yaml
 
 from generator import fastyaml
 from generator.errors import InvalidInput
-from generator.problems import JsonPath, Problem, format_json_path
+from generator.problems import JsonPath, Problem, RuleId, format_json_path
 
 try:
     _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -83,10 +83,11 @@ class LoadedDocument:
 
     def problem(
         self, path: JsonPath, message: str, *, key: bool = False, level: str = "error",
-        rule: str = "",
+        rule: RuleId,
     ) -> Problem:
         line, column = self.locate(path, key=key)
-        return Problem(self.file, line, column, format_json_path(path), message, level, rule)
+        return Problem(self.file, line, column, format_json_path(path), message, level,
+                       rule=rule)
 
 
 class _ScalarLoader(_BaseLoader):  # type: ignore[valid-type,misc]

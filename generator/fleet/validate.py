@@ -60,7 +60,7 @@ def validate_document(doc: LoadedDocument) -> ValidationResult:
         last = problems[MAX_PROBLEMS - 1]
         problems = [*problems[:MAX_PROBLEMS], Problem(
             doc.file, last.line, last.column, "", f"... and {extra} more problems", "error",
-            "limit")]
+            rule="size")]
     result = ValidationResult(doc.file, problems)
     if result.valid:
         result.fleet = build_fleet(doc.data, doc.file)

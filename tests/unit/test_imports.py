@@ -95,3 +95,17 @@ def test_the_walker_sees_function_level_imports() -> None:
 
 def test_no_import_cycle_in_the_package() -> None:
     assert cycles(graph()) == []
+
+
+def test_every_rule_id_in_the_source_is_registered() -> None:
+    """One registry of rule ids (generator.problems.RULES): no free strings."""
+    from generator.problems import RULES
+
+    used: set[str] = set()
+    for path in modules().values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "rule" \
+                    and isinstance(node.value, ast.Constant):
+                used.add(node.value.value)
+    assert used, "the walker found no rule ids"
+    assert used <= set(RULES), sorted(used - set(RULES))

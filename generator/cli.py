@@ -33,6 +33,11 @@ FLEET_ARGUMENT = click.argument("fleet", default="fleet.yaml", metavar="[FLEET]"
                                 type=click.Path(dir_okay=False))
 
 
+def fleet_and_tree(command: F) -> F:
+    """The FLEET argument and the -o/--output tree, which every tree command takes."""
+    return FLEET_ARGUMENT(OUTPUT_OPTION(command))
+
+
 def _echo_problems(problems: Sequence[Problem], *, err: bool) -> None:
     if problems:
         click.echo(problems_as_text(problems), err=err)
@@ -161,8 +166,7 @@ def _echo_validation(results: Sequence[Any]) -> None:
 
 
 @main.command()
-@FLEET_ARGUMENT
-@OUTPUT_OPTION
+@fleet_and_tree
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 listing files that are missing, differ or are extra.")
 @FORMAT_OPTION
@@ -284,8 +288,7 @@ def _echo_check(result: Any, output_format: str) -> None:
 
 
 @main.command()
-@FLEET_ARGUMENT
-@OUTPUT_OPTION
+@fleet_and_tree
 @check_options
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False),
               help="Also write the check stage's report as JUnit XML to this file.")
@@ -366,8 +369,7 @@ def token_import(fleet: str, source: str, output_format: str) -> None:
 
 
 @main.command()
-@FLEET_ARGUMENT
-@OUTPUT_OPTION
+@fleet_and_tree
 @click.option("--age", multiple=True, metavar="RECIPIENT",
               help="age recipient(s) for sops mode; default: the nearest .sops.yaml above DIR.")
 @click.option("--plain-dir", type=click.Path(file_okay=False),
@@ -523,8 +525,7 @@ def init(path: str, name: str | None, primary: str | None, ingress: str | None,
 
 
 @main.command()
-@FLEET_ARGUMENT
-@OUTPUT_OPTION
+@fleet_and_tree
 @click.option("--color/--no-color", default=None,
               help="Colour the diff (default: on a terminal, unless NO_COLOR is set).")
 @FORMAT_OPTION

@@ -50,6 +50,8 @@ FIRST_INGRESS_IN_TOKEN = K10Version(6, 5, 14)
 
 @dataclass(frozen=True)
 class Chart:
+    """Where a cluster's K10 Helm chart comes from (a Helm repository or an oci:// one)."""
+
     repository: str
     name: str
     version: str
@@ -195,6 +197,9 @@ class AccessGrant:
 
 @dataclass(frozen=True)
 class ProfileCredentials:
+    """A Profile's credentials: read from ``store`` by inject (or fetched at sync time),
+    written as Secret ``secret_name`` in the form ``format`` says."""
+
     store: str
     secret_name: str
     format: CredentialFormat

@@ -22,9 +22,9 @@ from generator.output import (
     write_tree,
 )
 from generator.problems import Problem
+from generator.render import tree as render_tree
 from generator.render.global_resources import credential_file, credentialed_profiles
 from generator.render.layout import MC_JOIN_SOPS_FILE, cluster_dir
-from generator.render.tree import render_fleet
 
 
 @dataclass
@@ -115,7 +115,7 @@ def desired_files(
     primary = cluster_dir(fleet.primary.name) + "/"
     fingerprints = {rel.removeprefix(primary): spec.fingerprint for rel, spec in kept.items()
                     if rel.startswith(primary) and spec.fingerprint}
-    tree = render_fleet(fleet, injected=by_cluster, fingerprints=fingerprints)
+    tree = render_tree.render_fleet(fleet, injected=by_cluster, fingerprints=fingerprints)
     files = {p: FileSpec(f.content, f.mode) for p, f in tree.files.items()}
     files.update(kept)
     return files, tree.clusters

@@ -62,20 +62,20 @@ def counting_renders() -> Iterator[list[str]]:
     """Record each real render of a tree (a call of the function ``render``, ``diff`` and
     ``inject`` use to render the fleet) made inside the block: the fleet's name per call.
     A spy, not a stand-in: the real function runs every time."""
-    import generator.pipeline as pipeline
+    from generator.render import tree
 
-    real = pipeline.render_fleet
+    real = tree.render_fleet
     calls: list[str] = []
 
     def counted(fleet: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(fleet.name)
         return real(fleet, *args, **kwargs)
 
-    pipeline.render_fleet = counted  # type: ignore[assignment]
+    tree.render_fleet = counted
     try:
         yield calls
     finally:
-        pipeline.render_fleet = real  # type: ignore[assignment]
+        tree.render_fleet = real
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:

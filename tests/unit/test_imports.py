@@ -106,6 +106,6 @@ def test_every_rule_id_in_the_source_is_registered() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.keyword) and node.arg == "rule" \
                     and isinstance(node.value, ast.Constant):
-                used.add(node.value.value)
+                used.add(str(node.value.value))
     assert used, "the walker found no rule ids"
     assert used <= set(RULES), sorted(used - set(RULES))

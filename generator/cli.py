@@ -231,7 +231,13 @@ def check_options(func: F) -> F:
         click.option("--schema-location", "schema_locations", multiple=True,
                      type=click.Path(file_okay=False, exists=True),
                      help="Folder of CRD schemas in kubeconform's {group}/{kind}_{version}.json "
-                          "layout (repeatable)."),
+                          "layout (repeatable; searched after --crd, before the built-in "
+                          "schemas)."),
+        click.option("--crd", "crds", multiple=True, metavar="FILE|DIR",
+                     type=click.Path(exists=True),
+                     help="CustomResourceDefinition YAML (e.g. an install manifest; other "
+                          "documents are ignored): validate its kinds strictly against each "
+                          "served version's openAPIV3Schema. Searched first (repeatable)."),
         click.option("--strict", is_flag=True, help="A kind without a schema is an error."),
         click.option("--k10-chart", type=click.Path(exists=True),
                      help="K10 chart directory (or its values.schema.json) to validate values "
@@ -253,7 +259,8 @@ def _check_options(directory: str, params: dict[str, Any]) -> Any:
 
     return CheckOptions(
         root=directory, kubernetes_version=params["kubernetes_version"],
-        schema_locations=list(params["schema_locations"]), strict=params["strict"],
+        schema_locations=list(params["schema_locations"]), crds=list(params["crds"]),
+        strict=params["strict"],
         k10_chart=params["k10_chart"], kubeconform=params["kubeconform_option"],
         kustomize=params["kustomize"], fleet=params.get("fleet"))
 

@@ -37,6 +37,7 @@ RuleId = Literal[
     "selectors", "references", "credentials", "manifest",
     # rendered trees (check)
     "objects", "plaintext-secret", "k10-values", "kustomization", "kustomize-build", "drift",
+    "crd",
 ]
 
 RULES: dict[RuleId, str] = {
@@ -66,6 +67,7 @@ RULES: dict[RuleId, str] = {
     "kustomization": "kustomizations list files that exist and are safe",
     "kustomize-build": "each cluster folder builds with kubectl kustomize",
     "drift": "the tree is what the fleet renders",
+    "crd": "a --crd file holds readable CustomResourceDefinitions with usable schemas",
 }
 assert set(RULES) == set(get_args(RuleId))
 

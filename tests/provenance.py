@@ -14,9 +14,10 @@ PROVENANCE = SCHEMAS / "provenance.json"
 
 
 def shipped() -> dict[str, str]:
-    """Every shipped schema (relative path -> sha256), the provenance file itself excepted."""
+    """Every shipped schema (relative path -> sha256), the provenance file itself excepted
+    (READMEs beside the schemas are prose about them, not schemas)."""
     return {str(p.relative_to(SCHEMAS)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(SCHEMAS.rglob("*")) if p.is_file() and p != PROVENANCE}
+            for p in sorted(SCHEMAS.rglob("*.json")) if p != PROVENANCE}
 
 
 def update() -> None:

@@ -64,6 +64,7 @@ class CheckOptions:
     root: str
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     schema_locations: list[str] = field(default_factory=list)
+    crds: list[str] = field(default_factory=list)  # --crd files/folders
     strict: bool = False
     k10_chart: str | None = None
     kubeconform: str | None = None  # None/"auto", "required", "off" or a path
@@ -137,7 +138,8 @@ def _tree_engine(root: str) -> str:
 class _Checker:
     def __init__(self, options: CheckOptions) -> None:
         self.options = options
-        self.store = SchemaStore(options.kubernetes_version, options.schema_locations)
+        self.store = SchemaStore(options.kubernetes_version, options.schema_locations,
+                                 options.crds)
         self.chart = ChartValues.load(options.k10_chart) if options.k10_chart else None
 
     def document(self, doc: Document) -> list[Problem]:
@@ -372,7 +374,8 @@ def _check_files(checker: _Checker, root: str, rels: list[str], known: Mapping[s
     return documents, findings + their_findings
 
 
-def _start_kubeconform(options: CheckOptions, rels: list[str], notes: list[str]
+def _start_kubeconform(options: CheckOptions, rels: list[str], notes: list[str],
+                       locations: list[str]
                        ) -> tuple[str | None, subprocess.Popen[str] | None]:
     binary = kubeconform.locate(options.kubeconform)
     manifests = _kubeconform_files(options.root, rels)
@@ -387,7 +390,6 @@ def _start_kubeconform(options: CheckOptions, rels: list[str], notes: list[str]
     version = version.removeprefix("v").removesuffix("-local-strict")
     standalone = os.path.dirname(write_standalone_cache(options.kubernetes_version,
                                                         kubeconform.cache_root()))
-    locations = [kubeconform.kasten_location(), *options.schema_locations]
     return binary, kubeconform.start(kubeconform.command(binary, manifests, version, standalone,
                                                          locations))
 
@@ -403,7 +405,8 @@ def run_check(options: CheckOptions, progress: Callable[[int, int], None] | None
     checker = _Checker(options)
     rels = list(tree_files(root))
     notes: list[str] = []
-    binary, process = _start_kubeconform(options, rels, notes)
+    binary, process = _start_kubeconform(
+        options, rels, notes, checker.store.kubeconform_locations(kubeconform.cache_root()))
     try:
         documents, findings = _check_files(checker, root, rels, known or {})
     except BaseException:

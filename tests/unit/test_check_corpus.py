@@ -18,7 +18,7 @@ import pytest
 
 from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform
 from generator.check.run import CheckOptions, run_check
-from generator.check.schemas import write_standalone_cache
+from generator.check.schemas import SchemaStore, write_standalone_cache
 from tests.conftest import REPO
 from tests.unit.test_check import CRDS, kubeconform_binary
 
@@ -34,7 +34,8 @@ def kubeconform_accepts(path: Path) -> tuple[bool, str]:
     standalone = os.path.dirname(write_standalone_cache(DEFAULT_KUBERNETES_VERSION,
                                                         kubeconform.cache_root()))
     args = kubeconform.command(kubeconform_binary(), [str(path)], DEFAULT_KUBERNETES_VERSION,
-                               standalone, [kubeconform.kasten_location(), CRDS])
+                               standalone, SchemaStore(DEFAULT_KUBERNETES_VERSION, [CRDS])
+                               .kubeconform_locations(kubeconform.cache_root()))
     done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode in (0, 1), done.stderr
     return done.returncode == 0, done.stdout

@@ -31,9 +31,9 @@ import yaml  # noqa: E402
 
 from benchmarks.make_fleet import make_fleet  # noqa: E402
 from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform  # noqa: E402
-from generator.check.documents import tree_files  # noqa: E402
+from generator.check.documents import tree_entries, tree_files  # noqa: E402
 from generator.check.run import _kubeconform_files  # noqa: E402
-from generator.check.schemas import write_standalone_cache  # noqa: E402
+from generator.check.schemas import SchemaStore, write_standalone_cache  # noqa: E402
 
 CRDS = str(Path(os.environ.get("K10FLEET_SHARED", REPO.parent / "shared")) / "crd-schemas")
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -59,13 +59,19 @@ def paired(cases: dict[str, Callable[[], float]], repeat: int) -> dict[str, dict
                    "max": round(max(t), 3)} for name, t in times.items()}
 
 
+def _locations() -> list[str]:
+    """The schema folders check hands kubeconform."""
+    store = SchemaStore(DEFAULT_KUBERNETES_VERSION, [CRDS])
+    return store.kubeconform_locations(kubeconform.cache_root())
+
+
 def kubeconform_args(manifests: list[str]) -> list[str]:
     binary = kubeconform.locate("required")
     assert binary
     standalone = os.path.dirname(write_standalone_cache(DEFAULT_KUBERNETES_VERSION,
                                                         kubeconform.cache_root()))
     return kubeconform.command(binary, manifests, DEFAULT_KUBERNETES_VERSION, standalone,
-                               [kubeconform.kasten_location(), CRDS])
+                               _locations())
 
 
 def check_args(tree: Path) -> list[str]:
@@ -78,7 +84,7 @@ def tree_case(scratch: Path, count: int, repeat: int) -> dict[str, object]:
     tree = scratch / f"out-{count}"
     run([*K10FLEET, "render", str(fleet), "-o", str(tree)])
     cache = scratch / f".out-{count}.k10fleet-cache.json"
-    manifests = _kubeconform_files(str(tree), list(tree_files(str(tree))))
+    manifests = _kubeconform_files(str(tree), list(tree_entries(str(tree))))
 
     def fresh_clone() -> None:
         cache.unlink(missing_ok=True)

@@ -37,7 +37,7 @@ RuleId = Literal[
     "selectors", "references", "credentials", "manifest",
     # rendered trees (check)
     "objects", "plaintext-secret", "k10-values", "kustomization", "kustomize-build", "drift",
-    "crd",
+    "crd", "status",
 ]
 
 RULES: dict[RuleId, str] = {
@@ -68,6 +68,7 @@ RULES: dict[RuleId, str] = {
     "kustomize-build": "each cluster folder builds with kubectl kustomize",
     "drift": "the tree is what the fleet renders",
     "crd": "a --crd file holds readable CustomResourceDefinitions with usable schemas",
+    "status": "join status read from the clusters (mc-join-status, Cluster objects) is sound",
 }
 assert set(RULES) == set(get_args(RuleId))
 

@@ -1,12 +1,10 @@
-"""Outside programs: finding them (``find_tool``) and reading what kubectl prints."""
+"""Outside programs: finding them (``find_tool``); kubectl itself lives in generator/kubectl.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
-from typing import Any
 
 
 def find_tool(name: str) -> str | None:
@@ -17,18 +15,3 @@ def find_tool(name: str) -> str | None:
         return found
     sibling = os.path.join(os.path.dirname(sys.executable), name)
     return sibling if os.access(sibling, os.X_OK) else None
-
-
-def load_kubectl_output(text: str) -> Any:
-    """What ``kubectl get -o json`` (or ``-o yaml``) printed; ValueError when it is neither.
-    The parser's own message is dropped: it would quote the input, which may hold a secret."""
-    import yaml
-
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        pass
-    try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):
-        raise ValueError("not kubectl JSON or YAML output") from None

@@ -15,7 +15,6 @@ import yaml
 
 from generator import fastyaml
 from generator.errors import InvalidInput
-from generator.fleet.loader import LoadLimits, load_yaml_bytes
 from generator.problems import Problem, RuleId, object_problem
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
@@ -69,6 +68,8 @@ class Document:
         path = self.at + path
         if not path:
             return self.line
+        from generator.fleet.loader import LoadLimits, load_yaml_bytes  # only to locate
+
         try:
             marked = load_yaml_bytes(self.text.encode(), self.file, LoadLimits())
         except InvalidInput:  # locating is best effort; the finding stands
@@ -85,24 +86,44 @@ class Document:
 
 def _leading_lines(text: str) -> int:
     """Lines before the first content line (comments, blanks, the ``---`` marker)."""
-    count = 0
-    for line in text.split("\n"):
+    count = position = 0
+    while position < len(text):
+        end = text.find("\n", position)
+        end = len(text) if end < 0 else end
+        line = text[position:end]
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and not _DOC_START.match(line):
             break
         count += 1
+        position = end + 1
     return count
 
 
 def tree_files(root: str) -> Iterator[str]:
     """YAML and JSON files under root in a stable order (hidden files too: kustomize reads
     them), skipping hidden folders such as .git and k10fleet's own bookkeeping."""
-    prefix = len(os.path.join(root, ""))
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.endswith(YAML_SUFFIXES) and name not in NOT_MANIFESTS:
-                yield os.path.join(current, name)[prefix:].replace(os.sep, "/")
+    return (rel for rel, _ in tree_entries(root))
+
+
+def tree_entries(root: str) -> Iterator[tuple[str, bool]]:
+    """(path, is it a regular file?) of ``tree_files``, from the folder listings alone (no
+    stat per file); folders are walked with a stack of their own, however deep."""
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        try:
+            with os.scandir(os.path.join(root, rel) if rel else root) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError:
+            continue
+        folders = []
+        for entry in entries:
+            if entry.is_dir():
+                if not entry.is_symlink() and not entry.name.startswith("."):
+                    folders.append(f"{rel}{entry.name}/")
+            elif entry.name.endswith(YAML_SUFFIXES) and entry.name not in NOT_MANIFESTS:
+                yield rel + entry.name, entry.is_file()
+        pending.extend(reversed(folders))
 
 
 def is_list(data: Any) -> bool:
@@ -160,9 +181,10 @@ def read_text(path: str) -> str:
                               "from the tree")
         if info.st_size > MAX_FILE_BYTES:
             raise Unreadable(f"file is larger than {MAX_FILE_BYTES} bytes; not a manifest?")
-        chunks = [os.read(fd, info.st_size + 1)]
-        while chunks[-1] and sum(map(len, chunks)) <= MAX_FILE_BYTES:
-            chunks.append(os.read(fd, 1 << 20))
+        chunks = [os.read(fd, info.st_size + 1)]  # exactly st_size bytes: all of it
+        if len(chunks[0]) != info.st_size:  # a short read, or it grew: read to the end
+            while chunks[-1] and sum(map(len, chunks)) <= MAX_FILE_BYTES:
+                chunks.append(os.read(fd, 1 << 20))
     except OSError as e:
         raise Unreadable(f"cannot read file: {e.strerror}") from e
     finally:
@@ -248,10 +270,11 @@ def read_files(root: str, shown_root: str, rels: list[str],
     documents: list[Document] = []
     findings: list[Problem] = []
     parsed: dict[str, Any] = {}  # identical documents (common in fleets) are parsed once
+    root, shown_root = os.path.join(root, ""), os.path.join(shown_root, "")
     for rel in rels:
-        shown = os.path.join(shown_root, rel)
+        shown = shown_root + rel
         try:
-            text = decode(known[rel]) if rel in known else read_text(os.path.join(root, rel))
+            text = decode(known[rel]) if rel in known else read_text(root + rel)
         except Unreadable as e:
             findings.append(object_problem(shown, 1, "", "", str(e), rule="io"))
             continue

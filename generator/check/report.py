@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections import defaultdict
 
 from generator.check.run import CheckReport
@@ -38,6 +37,8 @@ def as_json(report: CheckReport) -> str:
 
 def as_junit(report: CheckReport) -> str:
     """One test case per object (or file), failing with its errors."""
+    import xml.etree.ElementTree as ET  # only JUnit runs need it: not at start-up
+
     by_case: dict[tuple[str, str], list[Problem]] = defaultdict(list)
     for doc in report.documents:
         ref = f"{doc.kind}/{doc.name}" if doc.kind and doc.name else doc.kind

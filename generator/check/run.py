@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from generator import kubectl
 from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform
 from generator.check.documents import (
     Document,
@@ -21,7 +22,7 @@ from generator.check.documents import (
     is_list,
     read_files,
     read_text,
-    tree_files,
+    tree_entries,
 )
 from generator.check.rules import (
     KUSTOMIZATION_FILES,
@@ -46,7 +47,6 @@ from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.forking import in_forked_child, parallel_jobs
 from generator.output import read_manifest
 from generator.problems import Problem, object_problem
-from generator.tools import find_tool
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
@@ -203,11 +203,11 @@ def identity_problem(data: Any) -> str:
     return f"not a Kubernetes object: {', '.join(problems)}; {_NO_KIND}" if problems else ""
 
 
-def _kubeconform_files(root: str, rels: list[str]) -> list[str]:
-    """Files for kubeconform, chosen by name so that it can start before we read them;
-    what it says about encrypted Secrets and KSOPS specs is set aside in ``_merge``."""
-    return [os.path.join(root, rel) for rel in rels
-            if os.path.basename(rel) not in (VALUES_FILE, *KUSTOMIZATION_FILES)]
+def _kubeconform_files(root: str, entries: list[tuple[str, bool]]) -> list[str]:
+    """Regular files for kubeconform, chosen by name so that it can start before we read
+    them; what it says about encrypted Secrets and KSOPS specs is set aside in ``_merge``."""
+    return [os.path.join(root, rel) for rel, regular in entries
+            if regular and os.path.basename(rel) not in (VALUES_FILE, *KUSTOMIZATION_FILES)]
 
 
 _PARSE_FAILURE = re.compile(r"error while parsing|error unmarshal|error converting YAML|"
@@ -271,9 +271,6 @@ def _both(findings: list[Problem], index: int) -> None:
                               "k10fleet+kubeconform", f.pointer)
 
 
-KUSTOMIZE_TIMEOUT = 120  # seconds for one ``kubectl kustomize``
-
-
 def _special_file(directory: str) -> str:
     """The first entry under directory that is neither a folder, a file nor a link."""
     for current, dirs, files in os.walk(directory):
@@ -286,9 +283,7 @@ def _special_file(directory: str) -> str:
 
 def _kustomize_builds(root: str, documents: list[Document]) -> list[Problem]:
     """``kubectl kustomize`` every directory with a kustomization, KSOPS generators set aside."""
-    kubectl = find_tool("kubectl")
-    if kubectl is None:
-        raise EnvironmentFailure("--kustomize needs kubectl on PATH")
+    binary = kubectl.find_kubectl()
     findings = []
     for doc in documents:
         if not _is_kustomization(doc) or not isinstance(doc.data, dict):
@@ -300,14 +295,16 @@ def _kustomize_builds(root: str, documents: list[Document]) -> list[Problem]:
                                         "a regular file (a device, pipe or socket?)",
                                         rule="kustomize-build"))
             continue
-        built = _kustomize(kubectl, directory, doc)
-        if built.returncode != 0:
-            findings.append(doc.finding(f"kubectl kustomize fails: {built.stderr.strip()[:500]}",
+        status, stderr = _kustomize(binary, directory, doc)
+        if status != 0:
+            findings.append(doc.finding("kubectl kustomize fails: "
+                                        f"{kubectl.failure_reason(stderr, status)}",
                                         rule="kustomize-build"))
     return findings
 
 
-def _kustomize(kubectl: str, directory: str, doc: Document) -> subprocess.CompletedProcess[str]:
+def _kustomize(binary: str, directory: str, doc: Document) -> tuple[int, bytes]:
+    """(exit status, stderr) of ``kubectl kustomize`` on a copy, KSOPS generators set aside."""
     with tempfile.TemporaryDirectory(prefix="k10fleet-kustomize-") as scratch:
         copy = os.path.join(scratch, "tree")
         shutil.copytree(directory, copy, symlinks=True)
@@ -319,14 +316,9 @@ def _kustomize(kubectl: str, directory: str, doc: Document) -> subprocess.Comple
         with open(os.path.join(copy, os.path.basename(doc.rel)), "w",
                   encoding="utf-8") as handle:
             yaml.safe_dump(data, handle)
-        try:
-            return subprocess.run([kubectl, "kustomize", copy], capture_output=True,
-                                  text=True, check=False, timeout=KUSTOMIZE_TIMEOUT)
-        except subprocess.TimeoutExpired as e:
-            raise EnvironmentFailure(f"kubectl kustomize {directory} did not finish within "
-                                     f"{KUSTOMIZE_TIMEOUT} s") from e
-        except OSError as e:
-            raise EnvironmentFailure(f"cannot run kubectl ({kubectl}): {e.strerror}") from e
+        status, _, stderr = kubectl.run_bounded([binary, "kustomize", copy],
+                                                what=f"kubectl kustomize {doc.rel}")
+    return status, stderr
 
 
 def _is_ksops(path: str) -> bool:
@@ -374,11 +366,11 @@ def _check_files(checker: _Checker, root: str, rels: list[str], known: Mapping[s
     return documents, findings + their_findings
 
 
-def _start_kubeconform(options: CheckOptions, rels: list[str], notes: list[str],
-                       locations: list[str]
+def _start_kubeconform(options: CheckOptions, store: SchemaStore,
+                       entries: list[tuple[str, bool]], notes: list[str]
                        ) -> tuple[str | None, subprocess.Popen[str] | None]:
     binary = kubeconform.locate(options.kubeconform)
-    manifests = _kubeconform_files(options.root, rels)
+    manifests = _kubeconform_files(options.root, entries)
     if not binary:
         if options.kubeconform != "off":
             notes.append("kubeconform not found: checked with k10fleet's validator only "
@@ -390,6 +382,7 @@ def _start_kubeconform(options: CheckOptions, rels: list[str], notes: list[str],
     version = version.removeprefix("v").removesuffix("-local-strict")
     standalone = os.path.dirname(write_standalone_cache(options.kubernetes_version,
                                                         kubeconform.cache_root()))
+    locations = store.kubeconform_locations(kubeconform.cache_root())
     return binary, kubeconform.start(kubeconform.command(binary, manifests, version, standalone,
                                                          locations))
 
@@ -403,10 +396,10 @@ def run_check(options: CheckOptions, progress: Callable[[int, int], None] | None
     if not os.path.isdir(root):
         raise UsageFailure(f"{root} is not a directory")
     checker = _Checker(options)
-    rels = list(tree_files(root))
+    entries = list(tree_entries(root))
+    rels = [rel for rel, _ in entries]
     notes: list[str] = []
-    binary, process = _start_kubeconform(
-        options, rels, notes, checker.store.kubeconform_locations(kubeconform.cache_root()))
+    binary, process = _start_kubeconform(options, checker.store, entries, notes)
     try:
         documents, findings = _check_files(checker, root, rels, known or {})
     except BaseException:

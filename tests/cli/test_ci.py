@@ -15,7 +15,7 @@ import junitparser
 import pytest
 import yaml
 
-from generator.check import run as check_run
+from generator.check import documents
 from tests.conftest import example_fleet, run_cli
 from tests.unit.test_check import CRDS, kubeconform_binary
 
@@ -130,13 +130,13 @@ def test_ci_reads_no_file_twice_that_render_proved_equal(tmp_path: Path,
                                                           "kind": "ConfigMap",
                                                           "metadata": {"name": "e"}})))
     read: list[str] = []
-    real = check_run.read_files.__globals__["read_text"]
+    real = documents.read_text
 
     def recording(path: str) -> str:
         read.append(path)
-        return str(real(path))
+        return real(path)
 
-    monkeypatch.setitem(check_run.read_files.__globals__, "read_text", recording)
+    monkeypatch.setattr(documents, "read_text", recording)
     code, out, _ = together(repo, "--kubeconform", "off", "--schema-location", CRDS)
     assert code == 1 and "differs: " in out
     assert sorted(Path(p).relative_to(repo / "output").as_posix() for p in read) == [

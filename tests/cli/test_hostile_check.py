@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from generator.check import run as check_run
+from generator.check.documents import read_files
 from generator.check.run import CheckOptions, run_check
 from generator.errors import EnvironmentFailure
 from tests.conftest import KUBECTL, REPO, example_fleet, run_cli
@@ -201,14 +202,14 @@ def test_dead_check_helper_is_an_environment_failure(tmp_path: Path,
         (folder / "cm.yaml").write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}}))
     parent = os.getpid()
-    real = check_run.read_files
+    real = read_files
 
     def killed_in_helper(*args: Any) -> Any:
         if os.getpid() != parent:
             os.kill(os.getpid(), signal.SIGKILL)
         return real(*args)
 
-    monkeypatch.setattr(check_run, "read_files", killed_in_helper)
+    monkeypatch.setattr("generator.check.run.read_files", killed_in_helper)
     monkeypatch.setenv("K10FLEET_JOBS", "2")
     monkeypatch.setattr(check_run, "parallel_jobs", lambda: 2)
     with pytest.raises(EnvironmentFailure, match="check helper process failed"):
@@ -262,3 +263,14 @@ def test_one_error_is_singular(tree: Path) -> None:
     assert done.returncode == 1
     assert done.stdout.rstrip().endswith("1 error, 0 warnings (kubeconform not used)")
     assert "1 errors" not in done.stdout
+
+
+def test_fifo_in_the_tree_with_kubeconform(tree: Path) -> None:
+    """kubeconform is never handed a FIFO (it would block reading it)."""
+    os.mkfifo(tree / "clusters/edge-1/pipe.yaml")
+    done = k10fleet("check", tree, "--kubeconform", kubeconform_binary(), "--schema-location",
+                    CRDS, timeout=60)
+    assert done.returncode == 1
+    assert "pipe.yaml:1: not a regular file" in done.stdout
+    assert "(kubeconform used)" in done.stdout
+

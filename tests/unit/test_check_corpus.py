@@ -29,13 +29,18 @@ KNOWN_BY_NAME = {"k10-values.yaml"}  # accepted by k10fleet by name; kubeconform
 MISSING_SCHEMA_ONLY = {"nested-list.yaml"}  # kubeconform: no schema for the inner List
 
 
+def _locations() -> list[str]:
+    """The schema folders check hands kubeconform."""
+    store = SchemaStore(DEFAULT_KUBERNETES_VERSION, [CRDS])
+    return store.kubeconform_locations(kubeconform.cache_root())
+
+
 def kubeconform_accepts(path: Path) -> tuple[bool, str]:
     """The real kubeconform -strict on one file, with the schemas check gives it."""
     standalone = os.path.dirname(write_standalone_cache(DEFAULT_KUBERNETES_VERSION,
                                                         kubeconform.cache_root()))
     args = kubeconform.command(kubeconform_binary(), [str(path)], DEFAULT_KUBERNETES_VERSION,
-                               standalone, SchemaStore(DEFAULT_KUBERNETES_VERSION, [CRDS])
-                               .kubeconform_locations(kubeconform.cache_root()))
+                               standalone, _locations())
     done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode in (0, 1), done.stderr
     return done.returncode == 0, done.stdout

@@ -21,15 +21,15 @@ from generator.output import (
     read_tree_file,
     write_private_files,
 )
-from generator.render.central import credential_file, credential_secret, credentialed_profiles
-from generator.render.fleet import (
-    MC_JOIN_SOPS_FILE,
-    cluster_dir,
-    join_config_data,
-    mc_join_secret,
-    needs_endpoint,
+from generator.render.eso import needs_endpoint
+from generator.render.global_resources import (
+    credential_file,
+    credential_secret,
+    credentialed_profiles,
 )
+from generator.render.layout import MC_JOIN_SOPS_FILE, cluster_dir
 from generator.render.templates import object_meta
+from generator.render.tree import join_config_data, mc_join_secret
 from generator.render.yamlout import dump
 from generator.secrets import sops
 from generator.secrets.base import open_store, optional

@@ -28,9 +28,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.errors import EnvironmentFailure, InvalidInput, OutputLocked, UsageFailure
+from generator import statcache
+from generator.errors import (
+    EnvironmentFailure,
+    InternalError,
+    InvalidInput,
+    OutputLocked,
+    UsageFailure,
+)
+from generator.forking import in_forked_child, parallel_jobs
 from generator.problems import Problem
-from generator.tools import in_forked_child, parallel_jobs
 
 MANIFEST = ".k10fleet-manifest.json"
 MANIFEST_FORMAT = 1
@@ -98,6 +105,13 @@ class Drift:
     @property
     def clean(self) -> bool:
         return not (self.missing or self.differing or self.extra)
+
+    def entries(self) -> Iterator[tuple[str, str]]:
+        """(status, path) in report order; status is missing, differs or extra."""
+        for status, paths in (("missing", self.missing), ("differs", self.differing),
+                              ("extra", self.extra)):
+            for path in paths:
+                yield status, path
 
 
 @dataclass
@@ -295,13 +309,17 @@ def locked(out_dir: str) -> Iterator[None]:
         os.close(handle)
 
 
-def _matches(path: str, info: os.stat_result, spec: FileSpec) -> bool:
-    """``info`` is the lstat of a regular file at ``path``."""
+def _matches(path: str, info: os.stat_result, spec: FileSpec,
+             known_sha: str | None = None) -> bool:
+    """``info`` is the lstat of a regular file at ``path``; ``known_sha``: the digest of its
+    bytes when the stat cache proves it, so the file need not be read again."""
     if info.st_size != len(spec.content):
         return False
     # Git records only the executable bit, so a clone under another umask must not drift.
     if bool(info.st_mode & 0o111) != bool(spec.mode & 0o111):
         return False
+    if known_sha is not None:
+        return known_sha == sha256(spec.content)
     try:
         return _read_regular(path, len(spec.content)) == spec.content
     except OSError:
@@ -333,30 +351,32 @@ def unsafe_path(path: str) -> bool:
 def _check_paths(files: Mapping[str, FileSpec]) -> None:
     for path in files:
         if unsafe_path(path):
-            raise ValueError(f"unsafe output path {path!r}")
+            raise InternalError(f"unsafe output path {path!r}")
 
 
 def diff_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any]) -> Drift:
     """Compare without writing: what ``write_tree`` would create, change and prune."""
     _check_paths(files)
-    return _diff(out_dir, _desired(files, meta))
+    return _diff(out_dir, _desired(files, meta), statcache.load(out_dir))
 
 
-def _diff(out_dir: str, desired: Mapping[str, FileSpec]) -> Drift:
+def _diff(out_dir: str, desired: Mapping[str, FileSpec],
+          cache: statcache.StatCache | None = None) -> Drift:
     drift = Drift()
     if not os.path.lexists(out_dir):  # a first render: everything is missing, nothing to stat
         drift.missing = sorted(desired)
         return drift
+    known = cache or statcache.StatCache()
     old = read_manifest(out_dir)
-    cache: DirCache = {}
+    dirs: DirCache = {}
     foreign: set[str] = set()
     for rel, spec in sorted(desired.items()):
-        entry = tree_entry(out_dir, rel, cache)
+        entry = tree_entry(out_dir, rel, dirs)
         if entry.kind == "missing":
             drift.missing.append(rel)
             continue
         if entry.kind == "file" and entry.info is not None and _matches(
-                os.path.join(out_dir, rel), entry.info, spec):
+                os.path.join(out_dir, rel), entry.info, spec, known.known_sha(out_dir, rel)):
             continue
         drift.differing.append(rel)
         in_the_way = entry.blocker or rel
@@ -364,7 +384,7 @@ def _diff(out_dir: str, desired: Mapping[str, FileSpec]) -> Drift:
             foreign.add(in_the_way)  # not ours: never overwritten
     drift.foreign = sorted(foreign)
     drift.extra = sorted(p for p in old.files if p not in desired
-                         and tree_entry(out_dir, p, cache).kind not in ("missing", "blocked"))
+                         and tree_entry(out_dir, p, dirs).kind not in ("missing", "blocked"))
     return drift
 
 
@@ -586,14 +606,17 @@ def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, A
     desired = _desired(files, meta)
     shown, out_dir = out_dir, os.path.realpath(out_dir)
     with locked(out_dir):
+        started = statcache.now()
         remove_stale_staging(out_dir)
         old = read_manifest(out_dir)
-        drift = _diff(out_dir, desired)
-        if drift.clean:
+        drift = _diff(out_dir, desired, statcache.load(out_dir))
+        if drift.clean:  # verified: what the next run may skip re-reading
+            statcache.record(out_dir, started, _digests(desired))
             return WriteResult(unchanged=len(desired) - 1)
         if drift.foreign:
             raise InvalidInput([_not_ours(os.path.join(shown, rel), os.path.join(out_dir, rel))
                                 for rel in drift.foreign])
+        statcache.forget(out_dir)
         parent, name = os.path.split(os.path.abspath(out_dir))
         stage = tempfile.mkdtemp(prefix=f".{name}{STAGE_MARK}", dir=parent)
         result = WriteResult()
@@ -620,6 +643,7 @@ def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, A
         finally:
             if stage:
                 remove_tree(stage)
+        statcache.record(out_dir, started, _digests(desired))
         result.written.sort()
         result.removed.sort()
         return result
@@ -695,3 +719,7 @@ def _write_private(path: str, content: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _digests(desired: Mapping[str, FileSpec]) -> Iterator[tuple[str, str]]:
+    return ((rel, sha256(spec.content)) for rel, spec in desired.items())

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import errno
-import functools
-import hashlib
-import json
 import os
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from generator.errors import InvalidInput, UsageFailure
-from generator.fleet.loader import LoadLimits, read_input_file
+from generator.fleet.loader import LoadLimits
 from generator.fleet.model import MC_NAMESPACE, Fleet
 from generator.fleet.validate import ValidationResult, load_fleet
 from generator.inject import (
@@ -39,12 +35,11 @@ from generator.output import (
     write_tree,
 )
 from generator.problems import Problem
-from generator.render.central import credential_file, credentialed_profiles
-from generator.render.fleet import MC_JOIN_SOPS_FILE, cluster_dir, render_fleet, source_label
-from generator.resources import data_dir
+from generator.render import tree as render_tree
+from generator.render.global_resources import credential_file, credentialed_profiles
+from generator.render.layout import MC_JOIN_SOPS_FILE, cluster_dir
 from generator.secrets import sops
 from generator.tokens import inside_git_work_tree, read_token
-from generator.tools import atomic_write
 
 
 @dataclass
@@ -162,93 +157,14 @@ def desired_files(
     primary = cluster_dir(fleet.primary.name) + "/"
     fingerprints = {rel.removeprefix(primary): spec.fingerprint for rel, spec in kept.items()
                     if rel.startswith(primary) and spec.fingerprint}
-    tree = render_fleet(fleet, injected=by_cluster, fingerprints=fingerprints)
+    tree = render_tree.render_fleet(fleet, injected=by_cluster, fingerprints=fingerprints)
     files = {p: FileSpec(f.content, f.mode) for p, f in tree.files.items()}
     files.update(kept)
     return files, tree.clusters
 
 
-@functools.cache
-def _code_and_data_digest() -> bytes:
-    """What, besides the fleet, decides the output: this package's code, templates, schemas."""
-    digest = hashlib.sha256()
-    roots = [Path(__file__).resolve().parent, data_dir("templates"), data_dir("schemas")]
-    for root in roots:
-        for path in sorted(root.rglob("*")):
-            if "_data" in path.relative_to(root).parts:
-                continue  # the wheel's copy of templates/schemas: hashed as its own root
-            if path.is_file() and path.suffix in (".py", ".j2", ".json"):
-                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.digest()
-
-
-def input_fingerprint(fleet_path: str) -> str | None:
-    """Digest of everything a render depends on; None when the fleet cannot be read."""
-    try:
-        fleet_bytes = read_input_file(fleet_path, LoadLimits.from_env().max_bytes)
-    except (OSError, InvalidInput):
-        return None
-    digest = hashlib.sha256(b"k10fleet-inputs-1\0" + _code_and_data_digest())
-    digest.update(source_label(fleet_path).encode() + b"\0" + fleet_bytes)
-    return digest.hexdigest()
-
-
-def _signature(path: str) -> list[int] | None:
-    """What changes whenever a file's content or mode changes (as Git's index relies on)."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return None
-    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode]
-
-
-def _signatures(out_dir: str, manifest: Manifest) -> dict[str, list[int] | None]:
-    # sequential on purpose: lstat is cheap (~3 µs); a thread pool costs more than it saves
-    return {rel: _signature(os.path.join(out_dir, rel)) for rel in sorted(manifest.files)}
-
-
 def manifest_meta(fleet: Fleet, clusters: dict[str, dict[str, str]]) -> dict[str, object]:
     return {"fleet": fleet.name, "engine": fleet.gitops.engine, "clusters": clusters}
-
-
-def _cache_path(out_dir: str) -> str:
-    """Beside the tree (like the lock), never in it: the committed tree stays byte-stable."""
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    return os.path.join(parent, f".{name}.k10fleet-cache.json")
-
-
-def remember_inputs(out_dir: str, inputs: str | None) -> None:
-    """Record which inputs produced the tree now on disk, and each file's stat signature
-    (best effort: it is only a shortcut; the tree itself was just written or verified)."""
-    try:
-        with open(os.path.join(out_dir, MANIFEST), "rb") as handle:
-            manifest_digest = hashlib.sha256(handle.read()).hexdigest()
-        manifest = read_manifest(out_dir)
-        atomic_write(_cache_path(out_dir), json.dumps(
-            {"inputs": inputs, "manifest": manifest_digest,
-             "files": _signatures(out_dir, manifest)}, separators=(",", ":")).encode(), 0o644)
-    except (OSError, InvalidInput):
-        pass
-
-
-def _unchanged_since_last_run(out_dir: str, inputs: str | None) -> Manifest | None:
-    """The tree's manifest when the same inputs produced it and it is intact, else None."""
-    try:
-        with open(_cache_path(out_dir), "rb") as handle:
-            cache = json.loads(handle.read())
-        with open(os.path.join(out_dir, MANIFEST), "rb") as handle:
-            manifest_bytes = handle.read()
-    except (OSError, ValueError):
-        return None
-    if not inputs or not isinstance(cache, dict) or cache.get("inputs") != inputs:
-        return None
-    if cache.get("manifest") != hashlib.sha256(manifest_bytes).hexdigest():
-        return None
-    manifest = read_manifest(out_dir)
-    recorded = cache.get("files")
-    if not isinstance(recorded, dict) or set(recorded) != set(manifest.files):
-        return None
-    return manifest if _signatures(out_dir, manifest) == recorded else None
 
 
 def render(fleet_path: str, out_dir: str, *, check: bool = False,
@@ -257,22 +173,9 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
            loaded: ValidationResult | None = None) -> RenderOutcome:
     """Validate, render and either write the tree or (``check``) report its drift.
 
-    When the fleet, k10fleet and its templates are unchanged since the tree was written
-    (the manifest records their digest) and every recorded file is intact, there is
-    nothing to do and nothing is rendered. ``loaded``: the fleet already validated (by
-    ``k10fleet ci``), not read again.
-    """
-    inputs = input_fingerprint(fleet_path)
-    if os.path.isfile(os.path.join(out_dir, MANIFEST)):
-        guard_output_dir(out_dir, fleet_path)
-        unchanged = _unchanged_since_last_run(out_dir, inputs)
-        if unchanged is not None:
-            outcome = RenderOutcome(str(unchanged.meta.get("fleet", "")), out_dir)
-            if check:
-                outcome.drift = Drift()
-            else:
-                outcome.written = WriteResult(unchanged=len(unchanged.files) + 1)
-            return outcome
+    Every run loads, validates, renders and reports in full; only the writer's reading of
+    files it already knows to be unchanged is skipped (see ``generator.statcache``).
+    ``loaded``: the fleet already validated (by ``k10fleet ci``), not read again."""
     if loaded is not None and loaded.fleet is None:
         raise InvalidInput(loaded.problems)
     fleet, warnings = (loaded.fleet, loaded.problems) if loaded is not None and loaded.fleet \
@@ -289,11 +192,8 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
         outcome.drift = diff_tree(out_dir, files, meta)
         unequal = {*outcome.drift.missing, *outcome.drift.differing}
         outcome.same = {p: s.content for p, s in files.items() if p not in unequal}
-        if outcome.drift.clean:
-            remember_inputs(out_dir, inputs)
     else:
         outcome.written = write_tree(out_dir, files, meta, progress)
-        remember_inputs(out_dir, inputs)
     return outcome
 
 
@@ -330,18 +230,16 @@ def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
         return [] if content is None else content.decode(errors="replace").splitlines(True)
 
     result = []
-    for status, paths in (("missing", drift.missing), ("differs", drift.differing),
-                          ("extra", drift.extra)):
-        for rel in paths:
-            if rel == MANIFEST:
-                continue  # bookkeeping: its changes follow from the files'
-            current = [] if status == "missing" else text_of(rel)
-            wanted = (files[rel].content.decode(errors="replace").splitlines(keepends=True)
-                      if rel in files else [])
-            lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
-            note = _not_a_file_note(out_dir, rel) if status != "missing" else ""
-            result.append(FileDiff(rel, status, note + ("".join(lines) or
-                                                        f"(mode of {rel} differs)\n")))
+    for status, rel in drift.entries():
+        if rel == MANIFEST:
+            continue  # bookkeeping: its changes follow from the files'
+        current = [] if status == "missing" else text_of(rel)
+        wanted = (files[rel].content.decode(errors="replace").splitlines(keepends=True)
+                  if rel in files else [])
+        lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
+        note = _not_a_file_note(out_dir, rel) if status != "missing" else ""
+        result.append(FileDiff(rel, status, note + ("".join(lines) or
+                                                    f"(mode of {rel} differs)\n")))
     return fleet, result
 
 

@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass, field
 
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
+from generator.files import atomic_write
 from generator.fleet.loader import load_yaml_bytes
 from generator.fleet.validate import validate_document
 from generator.render.templates import render_template
-from generator.tools import atomic_write
 
 SCHEMA_URL = "./schemas/fleet.schema.json"
 

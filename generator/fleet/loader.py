@@ -18,7 +18,7 @@ import yaml
 
 from generator import fastyaml
 from generator.errors import InvalidInput
-from generator.problems import JsonPath, Problem, format_json_path
+from generator.problems import JsonPath, Problem, RuleId, format_json_path
 
 try:
     _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -84,10 +84,11 @@ class LoadedDocument:
 
     def problem(
         self, path: JsonPath, message: str, *, key: bool = False, level: str = "error",
-        rule: str = "",
+        rule: RuleId,
     ) -> Problem:
         line, column = self.locate(path, key=key)
-        return Problem(self.file, line, column, format_json_path(path), message, level, rule)
+        return Problem(self.file, line, column, format_json_path(path), message, level,
+                       rule=rule)
 
 
 class _ScalarLoader(_BaseLoader):  # type: ignore[valid-type,misc]
@@ -313,6 +314,9 @@ def load_yaml_bytes(raw: bytes, file: str, limits: LoadLimits | None = None) -> 
     return _load_marked(raw, file, limits)
 
 
+_EMPTY = "file is empty; expected a Fleet document (apiVersion: k10fleet/v1alpha1)"
+
+
 def _load_marked(raw: bytes, file: str, limits: LoadLimits) -> LoadedDocument:
     if len(raw) > limits.max_bytes:
         raise InvalidInput([Problem(file, 1, 1, "", f"file is {len(raw)} bytes, more than the "
@@ -322,43 +326,11 @@ def _load_marked(raw: bytes, file: str, limits: LoadLimits) -> LoadedDocument:
     doc = LoadedDocument(file=file, data=None)
     loader = _ScalarLoader(text)
     try:
-        loader.get_event()  # stream start
-        if loader.check_event(yaml.StreamEndEvent):
-            raise InvalidInput([Problem(file, 1, 1, "", "file is empty; expected a Fleet "
-                                        "document (apiVersion: k10fleet/v1alpha1)",
-                                        rule="yaml")])
-        loader.get_event()  # document start
-        first = loader.peek_event()
-        if isinstance(first, yaml.ScalarEvent) and first.value == "" and first.tag is None:
-            raise InvalidInput([Problem(file, 1, 1, "", "file is empty; expected a Fleet "
-                                        "document (apiVersion: k10fleet/v1alpha1)",
-                                        rule="yaml")])
-        if not isinstance(first, yaml.MappingStartEvent):
-            line, column = _mark(first)
-            found = "a list" if isinstance(first, yaml.SequenceStartEvent) else "a scalar"
-            raise InvalidInput([Problem(file, line, column, "", "expected a mapping at the top "
-                                        f"of the document, found {found}", rule="yaml")])
-        doc.data, _ = _Builder(loader, doc, limits).build(())
-        loader.get_event()  # document end
-        if not loader.check_event(yaml.StreamEndEvent):
-            line, column = _mark(loader.peek_event())
-            raise InvalidInput([Problem(file, line, column, "", "more than one YAML document; "
-                                        "a fleet file holds exactly one", rule="yaml")])
+        _read_one_mapping(loader, doc, limits)
     except _LoadAbort as e:
         raise InvalidInput([e.problem]) from None
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = str(e.problem or "invalid YAML")
-        if "tab" in message or ("cannot start any token" in message and _tab_at(text, mark)):
-            message = "tab character where YAML expects indentation or a value; use spaces"
-        elif "but found another document" in message or "expected a single document" in str(
-                e.context or ""):
-            message = "more than one YAML document; a fleet file holds exactly one"
-        elif e.context:
-            message = f"{message} ({e.context})"
-        raise InvalidInput([Problem(file, line, column, "", f"invalid YAML: {message}",
-                                    rule="yaml")]) from None
+        raise InvalidInput([_marked_error(e, file, text)]) from None
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) + 1
         column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
@@ -377,7 +349,45 @@ def _load_marked(raw: bytes, file: str, limits: LoadLimits) -> LoadedDocument:
     return doc
 
 
-def _io_problem(path: str, message: str, rule: str = "io") -> InvalidInput:
+def _read_one_mapping(loader: _ScalarLoader, doc: LoadedDocument, limits: LoadLimits) -> None:
+    """Fill ``doc.data`` from a stream of exactly one document whose top is a mapping."""
+    file = doc.file
+    loader.get_event()  # stream start
+    if loader.check_event(yaml.StreamEndEvent):
+        raise InvalidInput([Problem(file, 1, 1, "", _EMPTY, rule="yaml")])
+    loader.get_event()  # document start
+    first = loader.peek_event()
+    if isinstance(first, yaml.ScalarEvent) and first.value == "" and first.tag is None:
+        raise InvalidInput([Problem(file, 1, 1, "", _EMPTY, rule="yaml")])
+    if not isinstance(first, yaml.MappingStartEvent):
+        line, column = _mark(first)
+        found = "a list" if isinstance(first, yaml.SequenceStartEvent) else "a scalar"
+        raise InvalidInput([Problem(file, line, column, "", "expected a mapping at the top "
+                                    f"of the document, found {found}", rule="yaml")])
+    doc.data, _ = _Builder(loader, doc, limits).build(())
+    loader.get_event()  # document end
+    if not loader.check_event(yaml.StreamEndEvent):
+        line, column = _mark(loader.peek_event())
+        raise InvalidInput([Problem(file, line, column, "", "more than one YAML document; "
+                                    "a fleet file holds exactly one", rule="yaml")])
+
+
+def _marked_error(e: yaml.MarkedYAMLError, file: str, text: str) -> Problem:
+    """The parser's complaint, located and in words a fleet author can act on."""
+    mark = e.problem_mark or e.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = str(e.problem or "invalid YAML")
+    if "tab" in message or ("cannot start any token" in message and _tab_at(text, mark)):
+        message = "tab character where YAML expects indentation or a value; use spaces"
+    elif "but found another document" in message or "expected a single document" in str(
+            e.context or ""):
+        message = "more than one YAML document; a fleet file holds exactly one"
+    elif e.context:
+        message = f"{message} ({e.context})"
+    return Problem(file, line, column, "", f"invalid YAML: {message}", rule="yaml")
+
+
+def _io_problem(path: str, message: str, rule: RuleId = "io") -> InvalidInput:
     return InvalidInput([Problem(path, 1, 1, "", message, rule=rule)])
 
 

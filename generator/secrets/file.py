@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
+from generator.files import atomic_write
 from generator.secrets.base import MappingStore, StoreError
-from generator.tools import atomic_write
 
 MAX_STORE_BYTES = 1024 * 1024
 

@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 
 from generator.errors import UsageFailure
+from generator.files import atomic_write
 from generator.secrets.base import MappingStore, StoreError
 from generator.secrets.pathregex import PathRegexError, path_regex_matches
-from generator.tools import atomic_write, find_tool
+from generator.tools import find_tool
 
 TIMEOUT = 60
 ENCRYPTED_REGEX = "^(data|stringData)$"

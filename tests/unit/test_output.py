@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from generator import output
-from generator.errors import EnvironmentFailure, InvalidInput, OutputLocked
+from generator.errors import EnvironmentFailure, InternalError, InvalidInput, OutputLocked
 from generator.output import MANIFEST, FileSpec, diff_tree, read_manifest, write_tree
 from tests.conftest import tree_bytes
 
@@ -116,7 +116,7 @@ def test_second_writer_is_refused_while_locked(tmp_path: Path) -> None:
 
 
 def test_unsafe_paths_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InternalError, match=r"unsafe output path '\.\./escape'"):
         write_tree(str(tmp_path / "o"), {"../escape": FileSpec(b"x")}, {})
 
 

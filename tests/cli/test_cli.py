@@ -312,19 +312,18 @@ def test_a_repeated_check_reports_the_disconnect_commands(write_fleet: WriteFlee
 
 
 def _opened_tree_files(monkeypatch: pytest.MonkeyPatch, out: Path) -> list[str]:
-    """Record which files under ``out`` the writer opens to compare their bytes."""
-    import builtins
-
+    """Record which files under ``out`` the writer reads to compare their bytes."""
     import generator.output as output
 
     opened: list[str] = []
+    read_regular = output._read_regular
 
-    def recording_open(path: Any, *args: Any, **kwargs: Any) -> Any:
-        if str(path).startswith(str(out)) and not str(path).endswith(".k10fleet-manifest.json"):
+    def recording_read(path: str, limit: int) -> bytes | None:
+        if path.startswith(str(out)) and not path.endswith(".k10fleet-manifest.json"):
             opened.append(os.path.relpath(path, out))
-        return builtins.open(path, *args, **kwargs)
+        return read_regular(path, limit)
 
-    monkeypatch.setattr(output, "open", recording_open, raising=False)
+    monkeypatch.setattr(output, "_read_regular", recording_read)
     return opened
 
 

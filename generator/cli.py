@@ -134,6 +134,7 @@ def main(debug: bool, quiet: bool) -> None:
 @handle_errors
 def validate(fleets: tuple[str, ...], output_format: str) -> None:
     """Check each FLEET (default ./fleet.yaml) against the schema and the fleet rules."""
+    from generator.fleet.model import setup_path
     from generator.fleet.validate import validate_file  # not the renderer: no Jinja to load
 
     results = [validate_file(fleet) for fleet in fleets or ("fleet.yaml",)]
@@ -150,6 +151,8 @@ def validate(fleets: tuple[str, ...], output_format: str) -> None:
                 count = len(result.fleet.clusters)
                 click.echo(f"{result.file}: valid fleet {result.fleet.name} "
                            f"({count} cluster{'s' if count != 1 else ''})")
+                for cluster in result.fleet.clusters:
+                    click.echo(f"  {cluster.name}: {setup_path(cluster)}")
     if not all(r.valid for r in results):
         raise click.exceptions.Exit(1)
 
@@ -170,6 +173,9 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
         report: dict[str, Any] = {"fleet": outcome.fleet_name, "output": out_dir,
                                   "warnings": [p.as_text() for p in outcome.warnings],
                                   "disconnect": outcome.disconnect,
+                                  "lifecycle": [n.as_json() for n in outcome.notices],
+                                  "stale": [{"path": s.path, "reasons": list(s.reasons)}
+                                            for s in outcome.stale],
                                   "awaiting_inject": outcome.awaiting_inject}
         if outcome.drift is not None:
             report.update(clean=outcome.drift.clean, missing=outcome.drift.missing,
@@ -186,8 +192,11 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
                                  ("extra", drift.extra)):
                 for path in paths:
                     click.echo(f"{label}: {out_dir.rstrip('/')}/{path}")
-            if drift.clean:
+            if drift.clean and not outcome.stale:
                 click.echo(f"{out_dir} is up to date with {fleet}")
+            elif drift.clean:
+                click.echo(f"{out_dir} renders as {fleet} says, but holds stale injected "
+                           "Secrets", err=True)
             else:
                 click.echo(f"{out_dir} is out of date: run `k10fleet render {fleet} -o {out_dir}`"
                            " and commit the result", err=True)
@@ -201,13 +210,25 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
                                               if len(pending) > 3 else "")
             click.echo(f"{len(pending)} Secret file(s) are not in the tree yet ({shown}): run "
                        f"`k10fleet inject {fleet} -o {out_dir}`", err=True)
-        if outcome.disconnect:
-            click.echo("Secondaries left the fleet. Removing their files disconnects nothing; "
-                       "to disconnect them, run against the primary:")
-            for command in outcome.disconnect:
-                click.echo(f"  {command}")
-    if outcome.drift is not None and not outcome.drift.clean:
+        _echo_stale(outcome.stale, fleet, out_dir, check)
+        for notice in outcome.notices:
+            click.echo(f"{notice.title}:")
+            for step in notice.steps:
+                click.echo(f"  {step}")
+            for note in notice.notes:
+                click.echo(f"  note: {note}")
+    if outcome.failed:
         raise click.exceptions.Exit(CheckFailed.exit_code)
+
+
+def _echo_stale(stale: Sequence[Any], fleet: str, out_dir: str, check: bool) -> None:
+    """Injected Secrets made from inputs that changed: a warning, or with --check a failure."""
+    for item in stale:
+        label = "stale" if check else "warning: stale injected Secret"
+        click.echo(f"{label}: {out_dir.rstrip('/')}/{item.as_text()}", err=True)
+    if stale:
+        click.echo(f"{len(stale)} injected Secret file(s) no longer match the fleet: run "
+                   f"`k10fleet inject {fleet} -o {out_dir}` and commit the result", err=True)
 
 
 @main.command()

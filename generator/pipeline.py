@@ -6,14 +6,14 @@ import functools
 import hashlib
 import json
 import os
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from generator import lifecycle
 from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
-from generator.fleet.model import MC_NAMESPACE, Fleet
+from generator.fleet.model import Fleet
 from generator.fleet.validate import load_fleet
 from generator.output import (
     MANIFEST,
@@ -41,6 +41,13 @@ class RenderOutcome:
     drift: Drift | None = None
     disconnect: list[str] = field(default_factory=list)
     awaiting_inject: list[str] = field(default_factory=list)  # sops files inject will write
+    notices: list[lifecycle.Notice] = field(default_factory=list)  # what to do in K10 now
+    stale: list[lifecycle.StaleSecret] = field(default_factory=list)  # inject must run again
+
+    @property
+    def failed(self) -> bool:
+        """``--check``: the tree drifted, or holds Secrets made from outdated inputs."""
+        return self.drift is not None and (not self.drift.clean or bool(self.stale))
 
 
 def guard_output_dir(out_dir: str, fleet_path: str) -> None:
@@ -86,25 +93,8 @@ def injected_files(fleet: Fleet, out_dir: str, old: Manifest) -> dict[str, FileS
         except FileNotFoundError:
             continue  # deleted by hand: inject will write it again
         kept[rel] = FileSpec(content, int(entry.get("mode", "0644"), 8), owner="inject",
-                             fingerprint=entry.get("fingerprint"))
+                             fingerprint=entry.get("fingerprint"), inputs=entry.get("inputs"))
     return kept
-
-
-def disconnect_commands(fleet: Fleet, old: Manifest) -> list[str]:
-    """``kubectl delete cluster`` for every secondary that left the fleet (or was renamed)."""
-    before = old.meta.get("clusters", {})
-    if not isinstance(before, dict):
-        return []
-    now = {s.cluster_name for s in fleet.secondaries}
-    gone = sorted({
-        str(info.get("clusterName", name)) for name, info in before.items()
-        if isinstance(info, dict) and info.get("role") == "secondary"
-        and str(info.get("clusterName", name)) not in now
-    })
-    extra = fleet.primary.kubectl_flags()
-    return [" ".join(shlex.quote(a) for a in
-                     ["kubectl", "delete", "cluster", name, "-n", MC_NAMESPACE, *extra])
-            for name in gone]
 
 
 def desired_files(
@@ -139,8 +129,9 @@ def _code_and_data_digest() -> bytes:
     return digest.digest()
 
 
-def input_fingerprint(fleet_path: str) -> str | None:
-    """Digest of everything a render depends on; None when the fleet cannot be read."""
+def input_fingerprint(fleet_path: str, out_dir: str | None = None) -> str | None:
+    """Digest of everything a render depends on; None when the fleet cannot be read. With
+    ``out_dir``, the .sops.yaml whose recipients decide whether injected files are stale."""
     try:
         with open(fleet_path, "rb") as handle:
             fleet_bytes = handle.read()
@@ -148,6 +139,8 @@ def input_fingerprint(fleet_path: str) -> str | None:
         return None
     digest = hashlib.sha256(b"k10fleet-inputs-1\0" + _code_and_data_digest())
     digest.update(source_label(fleet_path).encode() + b"\0" + fleet_bytes)
+    if out_dir is not None:
+        digest.update(b"\0" + lifecycle.recipients_source(out_dir, ()).encode())
     return digest.hexdigest()
 
 
@@ -166,7 +159,8 @@ def _signatures(out_dir: str, manifest: Manifest) -> dict[str, list[int] | None]
 
 
 def manifest_meta(fleet: Fleet, clusters: dict[str, dict[str, str]]) -> dict[str, object]:
-    return {"fleet": fleet.name, "engine": fleet.gitops.engine, "clusters": clusters}
+    return {"fleet": fleet.name, "engine": fleet.gitops.engine, "clusters": clusters,
+            "joinTokenSecret": fleet.tokens.join_token_secret}
 
 
 def _cache_path(out_dir: str) -> str:
@@ -175,18 +169,32 @@ def _cache_path(out_dir: str) -> str:
     return os.path.join(parent, f".{name}.k10fleet-cache.json")
 
 
-def remember_inputs(out_dir: str, inputs: str | None) -> None:
+def remember_inputs(out_dir: str, inputs: str | None,
+                    stale: list[lifecycle.StaleSecret] | None = None) -> None:
     """Record which inputs produced the tree now on disk, and each file's stat signature
     (best effort: it is only a shortcut; the tree itself was just written or verified)."""
     try:
         with open(os.path.join(out_dir, MANIFEST), "rb") as handle:
             manifest_digest = hashlib.sha256(handle.read()).hexdigest()
         manifest = read_manifest(out_dir)
-        atomic_write(_cache_path(out_dir), json.dumps(
-            {"inputs": inputs, "manifest": manifest_digest,
-             "files": _signatures(out_dir, manifest)}, separators=(",", ":")).encode(), 0o644)
+        cache = {"inputs": inputs, "manifest": manifest_digest,
+                 "files": _signatures(out_dir, manifest),
+                 "stale": [[s.path, *s.reasons] for s in stale or []]}
+        atomic_write(_cache_path(out_dir), json.dumps(cache, separators=(",", ":")).encode(),
+                     0o644)
     except (OSError, InvalidInput):
         pass
+
+
+def _cached_stale(out_dir: str) -> list[lifecycle.StaleSecret]:
+    """The stale Secrets the last full run found (same inputs, same manifest: same answer)."""
+    try:
+        with open(_cache_path(out_dir), "rb") as handle:
+            entries = json.loads(handle.read()).get("stale", [])
+        return [lifecycle.StaleSecret(str(e[0]), tuple(str(r) for r in e[1:]))
+                for e in entries if isinstance(e, list) and e]
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def _unchanged_since_last_run(out_dir: str, inputs: str | None) -> Manifest | None:
@@ -218,12 +226,13 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
     (the manifest records their digest) and every recorded file is intact, there is
     nothing to do and nothing is rendered.
     """
-    inputs = input_fingerprint(fleet_path)
+    inputs = input_fingerprint(fleet_path, out_dir)
     if os.path.isfile(os.path.join(out_dir, MANIFEST)):
         guard_output_dir(out_dir, fleet_path)
         unchanged = _unchanged_since_last_run(out_dir, inputs)
         if unchanged is not None:
-            outcome = RenderOutcome(str(unchanged.meta.get("fleet", "")), out_dir)
+            outcome = RenderOutcome(str(unchanged.meta.get("fleet", "")), out_dir,
+                                    stale=_cached_stale(out_dir))
             if check:
                 outcome.drift = Drift()
             else:
@@ -232,19 +241,24 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
     fleet, warnings = load_fleet(fleet_path, limits)
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
+    problems = lifecycle.new_join_problems(fleet, old, fleet_path)
+    if problems:
+        raise InvalidInput(problems)
     files, clusters = desired_files(fleet, out_dir, old)
     meta = manifest_meta(fleet, clusters)
-    outcome = RenderOutcome(fleet.name, out_dir, warnings,
-                            disconnect=disconnect_commands(fleet, old))
+    found = lifecycle.notices(fleet, old, fleet_path, out_dir)
+    outcome = RenderOutcome(fleet.name, out_dir, warnings, notices=found,
+                            disconnect=lifecycle.disconnect_commands(found),
+                            stale=lifecycle.stale_secrets(fleet, out_dir, old))
     if fleet.tokens.mode == "sops":
         outcome.awaiting_inject = [p for p in injected_paths(fleet) if p not in files]
     if check:
         outcome.drift = diff_tree(out_dir, files, meta)
         if outcome.drift.clean:
-            remember_inputs(out_dir, inputs)
+            remember_inputs(out_dir, inputs, outcome.stale)
     else:
         outcome.written = write_tree(out_dir, files, meta, progress)
-        remember_inputs(out_dir, inputs)
+        remember_inputs(out_dir, inputs, outcome.stale)
     return outcome
 
 

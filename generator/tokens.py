@@ -19,11 +19,12 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
+from generator import lifecycle
 from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.model import MC_NAMESPACE, Cluster, Fleet
 from generator.fleet.validate import load_fleet
@@ -371,9 +372,12 @@ def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),
     outcome = InjectOutcome(fleet)
     injected = _sops_files(out_dir, old, _secret_plaintexts(fleet, joined, credentials), age,
                            outcome)
+    recipients = lifecycle.recipients_source(out_dir, age)
+    injected = {rel: replace(spec, inputs=lifecycle.inject_record(fleet, rel, recipients))
+                for rel, spec in injected.items()}
     files, clusters = pipeline.desired_files(fleet, out_dir, old, injected=injected)
     outcome.written = write_tree(out_dir, files, pipeline.manifest_meta(fleet, clusters))
-    pipeline.remember_inputs(out_dir, pipeline.input_fingerprint(fleet_path))
+    pipeline.remember_inputs(out_dir, pipeline.input_fingerprint(fleet_path, out_dir))
     return outcome
 
 

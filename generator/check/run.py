@@ -276,8 +276,13 @@ def run_check(options: CheckOptions,
     if options.fleet:
         from generator import pipeline
 
-        drift = pipeline.render(options.fleet, root, check=True).drift
+        outcome = pipeline.render(options.fleet, root, check=True)
+        drift = outcome.drift
         assert drift is not None
+        for stale in outcome.stale:  # made from inputs that changed: inject must run again
+            findings.append(Finding(os.path.join(root, stale.path), 1, "Secret", "",
+                                    f"stale injected Secret: {'; '.join(stale.reasons)}; run "
+                                    f"`k10fleet inject {options.fleet} -o {root}`"))
         for label, paths in (("missing", drift.missing), ("differs", drift.differing),
                              ("extra", drift.extra)):
             for rel in paths:

@@ -109,6 +109,26 @@ class Cluster:
         return flags + (["--kubeconfig", self.kubeconfig] if self.kubeconfig else [])
 
 
+SCRIPT_PATH = "bootstrap/k10multicluster.sh"
+
+
+def setup_path(cluster: Cluster) -> str:
+    """How k10fleet sets this cluster up, in a few words (``validate`` prints it)."""
+    version = cluster.kasten.version
+    if cluster.is_primary:
+        if cluster.tool_only:
+            return f"primary on K10 {version}: k10multicluster setup-primary ({SCRIPT_PATH})"
+        if version < FIRST_HELM_PRIMARY:
+            return f"primary on K10 {version}: promoted by a Bootstrap object (bootstrap.yaml)"
+        return f"primary on K10 {version}: promoted by Helm values (multicluster.primary)"
+    if cluster.join_with == "k10multicluster":
+        return f"secondary on K10 {version}: k10multicluster bootstrap ({SCRIPT_PATH})"
+    if version < FIRST_INGRESS_IN_TOKEN:
+        return (f"secondary on K10 {version}: joins with mc-join (token and endpoint) and "
+                "mc-join-config")
+    return f"secondary on K10 {version}: joins with mc-join (token) and mc-join-config"
+
+
 @dataclass(frozen=True)
 class Tokens:
     mode: str

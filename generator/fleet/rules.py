@@ -133,14 +133,16 @@ def effective_version(doc: LoadedDocument, cluster_path: JsonPath) -> tuple[Json
 
 
 UPGRADE_DOCS = "https://docs.kasten.io/latest/multicluster/upgrading"
-UPGRADE_ORDER = ("upgrade the primary first, then each secondary (clusters already joined keep "
-                 f"working during the upgrade); new joins across the line are rejected ({UPGRADE_DOCS})")
+UPGRADE_ORDER = ("upgrade the primary first, then each secondary (clusters already joined "
+                 "keep working during the upgrade); new joins across the line are rejected "
+                 f"({UPGRADE_DOCS})")
 
 
 def _too_old(doc: LoadedDocument, where: JsonPath, version: K10Version) -> Problem:
-    return doc.problem(where, f"K10 {version} is older than {FIRST_TOOL_SUPPORTED}; k10fleet sets up "
-                       f"6.0.x-6.4.x with the k10multicluster tool ({K10MULTICLUSTER_DOCS}) and "
-                       f"{FIRST_SUPPORTED} or newer declaratively: upgrade", rule="version")
+    return doc.problem(where, f"K10 {version} is older than {FIRST_TOOL_SUPPORTED}; k10fleet "
+                       "sets up 6.0.x-6.4.x with the k10multicluster tool "
+                       f"({K10MULTICLUSTER_DOCS}) and {FIRST_SUPPORTED} or newer "
+                       "declaratively: upgrade", rule="version")
 
 
 def versions(doc: LoadedDocument) -> Iterator[Problem]:

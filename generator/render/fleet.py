@@ -15,6 +15,7 @@ from generator.fleet.model import (
     FIRST_HELM_PRIMARY,
     FIRST_INGRESS_IN_TOKEN,
     MC_NAMESPACE,
+    SCRIPT_PATH,
     Cluster,
     Fleet,
 )
@@ -35,7 +36,6 @@ def engine_module(fleet: Fleet) -> Any:
         return flux
     return None
 
-SCRIPT_PATH = "bootstrap/k10multicluster.sh"
 JOIN_TOKEN_TYPE = "dist.kio.kasten.io/join-token"
 JOIN_TOKEN_FILE = "join-token-secret.yaml"
 KSOPS_GENERATOR_FILE = "secret-generator.yaml"

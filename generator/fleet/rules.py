@@ -370,6 +370,8 @@ def _tool_joined(doc: LoadedDocument, path: JsonPath, cluster: dict[str, Any]) -
     """Why a secondary joins with the k10multicluster tool (None: it joins with a token)."""
     primary_version = _version_of(doc, ("spec", "primary"))
     version = _version_of(doc, path)
+    if any(v is not None and v < FIRST_TOOL_SUPPORTED for v in (version, primary_version)):
+        return None  # versions() refuses it
     if version is not None and version < FIRST_SUPPORTED:
         return f"K10 {version} (6.0.x-6.4.x) has no declarative join"
     if primary_version is not None and primary_version < FIRST_SUPPORTED:
@@ -398,14 +400,15 @@ def k10multicluster_joins(doc: LoadedDocument) -> Iterator[Problem]:
             yield doc.problem(where, f"joinWith: token is not possible: {why}; remove it, "
                               "k10fleet joins this secondary with bootstrap/k10multicluster.sh",
                               rule="k10multicluster")
-        needed = ("ingressURL", "kubeContext") if why.startswith("joinWith") else ("kubeContext",)
-        for field_name in needed:
+        chosen = why.startswith("joinWith")
+        prefix = why if chosen else f"{why}: joining with the k10multicluster tool"
+        for field_name in ("ingressURL", "kubeContext") if chosen else ("kubeContext",):
             if not cluster.get(field_name):
-                yield doc.problem(where, f"{why}: joining with the k10multicluster tool needs "
-                                  f"{field_name} on this secondary", rule="k10multicluster")
+                yield doc.problem(where, f"{prefix} needs {field_name} on this secondary",
+                                  rule="k10multicluster")
         if isinstance(primary, dict) and not primary_context:
-            yield doc.problem(where, f"{why}: joining with the k10multicluster tool needs "
-                              "spec.primary.kubeContext", rule="k10multicluster")
+            yield doc.problem(where, f"{prefix} needs spec.primary.kubeContext",
+                              rule="k10multicluster")
         version = _version_of(doc, path)
         if why.startswith("joinWith") and version is not None \
                 and version >= K10MULTICLUSTER_DEPRECATED:

@@ -99,8 +99,9 @@ def dashboard_access(fleet: Fleet, ctx: dict[str, Any]) -> list[tuple[str, str]]
     if users:
         files.append((f"clusterrole-{MC_USER_ROLE}.yaml", render_template(
             "primary/dashboard-access.yaml.j2", **ctx, kind="ClusterRole", name=MC_USER_ROLE,
-            namespace=None, comment=["Read access to the Multi-Cluster objects, for every "
-                                     "access grant with dashboardAccess: user."],
+            namespace=None, annotations=engine_annotations(fleet, "rbac"),
+            comment=["Read access to the Multi-Cluster objects, for every access grant with "
+                     "dashboardAccess: user."],
             body={"rules": MC_USER_RULES})))
     for grant in fleet.access:
         if grant.dashboard_access == "none":
@@ -112,6 +113,7 @@ def dashboard_access(fleet: Fleet, ctx: dict[str, Any]) -> list[tuple[str, str]]
         files.append((f"rolebinding-dashboard-{grant.name}.yaml", render_template(
             "primary/dashboard-access.yaml.j2", **ctx, kind="RoleBinding",
             name=f"k10fleet-dashboard-{grant.name}", namespace=MC_NAMESPACE,
+            annotations=engine_annotations(fleet, "rbac"),
             comment=[f"For the subjects of access grant {grant.name} "
                      f"(dashboardAccess: {grant.dashboard_access})."],
             body={"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",

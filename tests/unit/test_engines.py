@@ -155,7 +155,7 @@ def test_external_secrets_objects(tmp_path: Path) -> None:
     assert push["spec"]["secretStoreRefs"] == [{"kind": "ClusterSecretStore",
                                                 "name": "vault-backend"}]
     externals = [e for e in by_kind(out, "ExternalSecret") if e["metadata"]["name"] == "mc-join"]
-    assert len(externals) == 2  # lab-1 joins with k10multicluster
+    assert len(externals) == 3  # every secondary joins with a token
     spec = externals[0]["spec"]
     assert externals[0]["metadata"]["name"] == "mc-join"
     assert spec["target"] == {"creationPolicy": "Owner", "deletionPolicy": "Retain",
@@ -168,7 +168,7 @@ def test_external_secrets_objects(tmp_path: Path) -> None:
 def test_vault_plugin_placeholders(tmp_path: Path) -> None:
     out = render_variant("argocd-vault-plugin", tmp_path)
     secrets = [s for s in by_kind(out, "Secret") if s["metadata"]["name"] == "mc-join"]
-    assert len(secrets) == 2
+    assert len(secrets) == 3
     assert secrets[0]["stringData"] == {"token": "<path:secret/data/k10fleet/demo#token>"}
 
 

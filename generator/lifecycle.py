@@ -10,11 +10,14 @@ records beside each file (``inputs`` in the manifest entry).
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
+
+import yaml
 
 from generator.fleet.loader import LoadLimits, load_yaml_file
 from generator.fleet.model import (
@@ -22,12 +25,14 @@ from generator.fleet.model import (
     MC_NAMESPACE,
     Cluster,
     Fleet,
+    GlobalResource,
 )
 from generator.fleet.rules import effective_version
 from generator.output import Manifest
 from generator.problems import JsonPath, Problem
 from generator.render.central import credential_file, credential_secret, credentialed_profiles
 from generator.render.fleet import (
+    JOIN_TOKEN_FILE,
     MC_JOIN_SOPS_FILE,
     cluster_dir,
     mc_join_secret,
@@ -95,40 +100,61 @@ def recipients_source(out_dir: str, age: Sequence[str]) -> str:
         return "none"
 
 
-def _mc_join_inputs(fleet: Fleet, secondary: Cluster) -> dict[str, str]:
-    endpoint = "<endpoint>" if needs_endpoint(secondary) else None
-    shape = mc_join_secret(fleet, secondary, "<token>", endpoint)
-    return {"cluster": secondary.cluster_name,
-            "keys": "token,endpoint" if endpoint else "token",
-            "store": fleet.tokens.store or "", "secret": fleet.tokens.join_token_secret,
-            "shape": hashlib.sha256(shape.encode()).hexdigest()[:16]}
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _inputs_of(fleet: Fleet, rel: str) -> dict[str, str] | None:
-    """The non-secret inputs of an injected file (None: the fleet writes no such file)."""
-    for secondary in fleet.secondaries:
-        if secondary.join_with == "token" and \
-                rel == f"{cluster_dir(secondary.name)}/{MC_JOIN_SOPS_FILE}":
-            return _mc_join_inputs(fleet, secondary)
-    for profile in credentialed_profiles(fleet):
+class _Inputs:
+    """The non-secret inputs of every file ``inject`` writes for a fleet, indexed by path
+    once (a large fleet has thousands), with the Secret shapes rendered once per namespace."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.targets: dict[str, Cluster | GlobalResource] = {
+            f"{cluster_dir(s.name)}/{MC_JOIN_SOPS_FILE}": s
+            for s in fleet.secondaries if s.join_with == "token"}
+        primary = cluster_dir(fleet.primary.name)
+        for profile in credentialed_profiles(fleet):
+            self.targets[f"{primary}/{credential_file(profile, '.sops.yaml')}"] = profile
+        self.shapes: dict[tuple[str, bool], str] = {}
+
+    def _mc_join(self, secondary: Cluster) -> dict[str, str]:
+        fleet, endpoint = self.fleet, needs_endpoint(secondary)
+        key = (secondary.kasten.namespace, endpoint)
+        if key not in self.shapes:  # the Secret depends on the namespace and its keys only
+            self.shapes[key] = _digest(mc_join_secret(
+                fleet, secondary, "<token>", "<endpoint>" if endpoint else None))
+        return {"cluster": secondary.cluster_name,
+                "keys": "token,endpoint" if endpoint else "token",
+                "store": fleet.tokens.store or "", "secret": fleet.tokens.join_token_secret,
+                "shape": self.shapes[key]}
+
+    def _profile(self, profile: GlobalResource) -> dict[str, str]:
         assert profile.credentials is not None
-        if rel == f"{cluster_dir(fleet.primary.name)}/{credential_file(profile, '.sops.yaml')}":
-            keys = profile.credentials.format.required
-            shape = credential_secret(fleet, profile, {k: f"<{k}>" for k in keys})
-            return {"cluster": "", "keys": ",".join(keys), "store": profile.credentials.store,
-                    "secret": profile.credentials.secret_name,
-                    "shape": hashlib.sha256(shape.encode()).hexdigest()[:16]}
-    return None
+        keys = profile.credentials.format.required
+        shape = credential_secret(self.fleet, profile, {k: f"<{k}>" for k in keys})
+        return {"cluster": "", "keys": ",".join(keys), "store": profile.credentials.store,
+                "secret": profile.credentials.secret_name, "shape": _digest(shape)}
+
+    def of(self, rel: str) -> dict[str, str] | None:
+        """None: the fleet writes no such file (pruned with its cluster or profile)."""
+        target = self.targets.get(rel)
+        if isinstance(target, Cluster):
+            return self._mc_join(target)
+        return None if target is None else self._profile(target)
 
 
-def inject_record(fleet: Fleet, rel: str, recipients: str) -> str | None:
-    """What ``inject`` records beside a file it wrote: every non-secret input, readable."""
-    inputs = _inputs_of(fleet, rel)
-    if inputs is None:
-        return None
-    parts = [f"{k}={quote(v, safe='/:,.@+-_')}" for k, v in {**inputs,
-                                                             "recipients": recipients}.items()]
-    return ";".join([RECORD_VERSION, *parts])
+def inject_records(fleet: Fleet, rels: Sequence[str], recipients: str) -> dict[str, str]:
+    """What ``inject`` records beside each file it wrote: every non-secret input, readable."""
+    index = _Inputs(fleet)
+    records = {}
+    for rel in rels:
+        inputs = index.of(rel)
+        if inputs is not None:
+            parts = [f"{k}={quote(v, safe='/:,.@+-_')}"
+                     for k, v in {**inputs, "recipients": recipients}.items()]
+            records[rel] = ";".join([RECORD_VERSION, *parts])
+    return records
 
 
 def _parse_record(record: str) -> dict[str, str]:
@@ -154,8 +180,10 @@ _WHY = {
 def stale_secrets(fleet: Fleet, out_dir: str, manifest: Manifest) -> list[StaleSecret]:
     """Injected files the fleet still uses whose recorded inputs differ from today's."""
     stale: list[StaleSecret] = []
+    index = _Inputs(fleet)
+    recipients = None
     for rel, entry in sorted(manifest.owned_by("inject").items()):
-        now = _inputs_of(fleet, rel)
+        now = index.of(rel)
         if now is None:
             continue  # pruned with its cluster or profile
         record = entry.get("inputs")
@@ -165,7 +193,9 @@ def stale_secrets(fleet: Fleet, out_dir: str, manifest: Manifest) -> list[StaleS
             continue
         before = _parse_record(record)
         recorded = before.get("recipients", "")
-        now["recipients"] = recorded if recorded == "--age" else recipients_source(out_dir, ())
+        if recipients is None:
+            recipients = recipients_source(out_dir, ())
+        now["recipients"] = recorded if recorded == "--age" else recipients
         changed = [key for key, value in now.items() if before.get(key) != value]
         if "keys" in changed and "shape" in changed:
             changed.remove("shape")  # the keys are part of the shape: say it once
@@ -317,6 +347,21 @@ def _primary_change(fleet: Fleet, old: str, info: dict[str, str],
          f"Procedure: {DISCONNECT_DOCS} (Disconnecting a Primary Cluster), {DISABLE_DOCS}"])
 
 
+def _declared_secret(out_dir: str, primary: str | None) -> str | None:
+    """The join-token Secret a tree rendered before the manifest recorded its name declares."""
+    if primary is None:
+        return None
+    try:
+        with open(os.path.join(out_dir, cluster_dir(primary), JOIN_TOKEN_FILE),
+                  encoding="utf-8") as handle:
+            doc = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def notices(fleet: Fleet, manifest: Manifest, fleet_path: str, out_dir: str) -> list[Notice]:
     """What this render asks the user to do in K10, compared with the previous render."""
     before = _previous(manifest)
@@ -340,7 +385,7 @@ def notices(fleet: Fleet, manifest: Manifest, fleet_path: str, out_dir: str) -> 
             found.append(_rename(fleet, now[name], old_cluster_name))
         else:
             found.append(_departure(fleet, name, info))
-    old_secret = manifest.meta.get("joinTokenSecret")
+    old_secret = manifest.meta.get("joinTokenSecret") or _declared_secret(out_dir, old_primary)
     if isinstance(old_secret, str) and old_secret != fleet.tokens.join_token_secret \
             and not fleet.primary.tool_only:
         found.append(_rotation(fleet, old_secret, fleet_path, out_dir))

@@ -372,9 +372,9 @@ def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),
     outcome = InjectOutcome(fleet)
     injected = _sops_files(out_dir, old, _secret_plaintexts(fleet, joined, credentials), age,
                            outcome)
-    recipients = lifecycle.recipients_source(out_dir, age)
-    injected = {rel: replace(spec, inputs=lifecycle.inject_record(fleet, rel, recipients))
-                for rel, spec in injected.items()}
+    records = lifecycle.inject_records(fleet, list(injected),
+                                       lifecycle.recipients_source(out_dir, age))
+    injected = {rel: replace(spec, inputs=records.get(rel)) for rel, spec in injected.items()}
     files, clusters = pipeline.desired_files(fleet, out_dir, old, injected=injected)
     outcome.written = write_tree(out_dir, files, pipeline.manifest_meta(fleet, clusters))
     pipeline.remember_inputs(out_dir, pipeline.input_fingerprint(fleet_path, out_dir))

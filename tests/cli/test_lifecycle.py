@@ -185,6 +185,21 @@ def test_token_rotation_sequence(repo: Path, write_fleet: WriteFleet) -> None:
     assert again["clean"] is True and again["stale"] == [] and again["lifecycle"] == []
 
 
+def test_rotation_found_in_a_tree_from_before_the_recorded_name(
+        repo: Path, write_fleet: WriteFleet) -> None:
+    data = small_fleet(repo / "store.yaml")
+    fleet, out = write_fleet(data), repo / "output"
+    run_cli("render", fleet, "-o", out)
+    manifest = out / ".k10fleet-manifest.json"
+    recorded = json.loads(manifest.read_text())
+    del recorded["joinTokenSecret"]  # as an older k10fleet wrote it
+    manifest.write_text(json.dumps(recorded))
+    data["spec"]["tokens"]["joinTokenSecret"] = "join-token-2027"
+    write_fleet(data)
+    kinds = [n["kind"] for n in _render_json(fleet, out)["lifecycle"]]
+    assert kinds == ["rotation"]
+
+
 def test_departure_and_primary_change_steps(repo: Path, write_fleet: WriteFleet) -> None:
     data = small_fleet(repo / "store.yaml")
     fleet, out = write_fleet(data), repo / "output"

@@ -62,9 +62,10 @@ def test_clean_tree_passes_without_kubeconform(tree: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     report = check(tree)
     assert errors_of(report) == []
-    # 12 cluster documents, 4 Applications, 1 kustomization, and on the primary 2 access
-    # grants, 1 Policy, 1 Profile and 1 Distribution
-    assert len(report.documents) == 22
+    # 13 cluster documents, 4 Applications, 1 kustomization, and on the primary 2 access
+    # grants with their dashboard RoleBindings and ClusterRole, 1 Policy, 1 Profile and
+    # 1 Distribution
+    assert len(report.documents) == 26
     assert report.kubeconform_binary is None and report.notes == []  # --kubeconform off
     monkeypatch.setenv("PATH", "/nonexistent")
     auto = check(tree, kubeconform=None)  # type: ignore[arg-type]

@@ -298,7 +298,7 @@ def test_reports_parse(tree: Path) -> None:
     junit_path.write_text(as_junit(report))
     xml = junitparser.JUnitXml.fromfile(str(junit_path))
     cases = [case for suite in xml for case in suite]
-    assert len(cases) == 22
+    assert len(cases) == 26  # one per document
     failed = [c for c in cases if not c.is_passed]
     assert [c.name for c in failed] == ["ConfigMap/mc-join-config"]
     assert as_text(report).endswith("1 errors, 0 warnings (kubeconform not used)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from generator import kubectl
 from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform
 from generator.check.documents import Document, read_documents
 from generator.check.findings import Finding
@@ -31,7 +31,7 @@ from generator.check.schemas import (
     kubernetes_schema_dir,
     write_standalone_cache,
 )
-from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
+from generator.errors import InvalidInput, UsageFailure
 from generator.output import read_manifest
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
@@ -50,6 +50,7 @@ class CheckOptions:
     root: str
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     schema_locations: list[str] = field(default_factory=list)
+    crds: list[str] = field(default_factory=list)  # --crd files/folders
     strict: bool = False
     k10_chart: str | None = None
     kubeconform: str | None = None  # None/"auto", "required", "off" or a path
@@ -123,7 +124,8 @@ def _tree_engine(root: str) -> str:
 class _Checker:
     def __init__(self, options: CheckOptions) -> None:
         self.options = options
-        self.store = SchemaStore(options.kubernetes_version, options.schema_locations)
+        self.store = SchemaStore(options.kubernetes_version, options.schema_locations,
+                                 options.crds)
         self.chart = ChartValues.load(options.k10_chart) if options.k10_chart else None
 
     def document(self, doc: Document, engine: str, encrypted: set[str],
@@ -198,9 +200,7 @@ def _merge(ours: list[Finding], theirs: list[kubeconform.Result], documents: lis
 
 def _kustomize_builds(root: str, documents: list[Document]) -> list[Finding]:
     """``kubectl kustomize`` every directory with a kustomization, KSOPS generators set aside."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise EnvironmentFailure("--kustomize needs kubectl on PATH")
+    binary = kubectl.find_kubectl()
     findings = []
     for doc in documents:
         if not _is_kustomization(doc) or not isinstance(doc.data, dict):
@@ -217,10 +217,11 @@ def _kustomize_builds(root: str, documents: list[Document]) -> list[Finding]:
             with open(os.path.join(copy, os.path.basename(doc.rel)), "w",
                       encoding="utf-8") as handle:
                 yaml.safe_dump(data, handle)
-            built = subprocess.run([kubectl, "kustomize", copy], capture_output=True,
-                                   text=True, check=False)
-        if built.returncode != 0:
-            findings.append(doc.finding(f"kubectl kustomize fails: {built.stderr.strip()[:500]}"))
+            status, _, stderr = kubectl.run_bounded([binary, "kustomize", copy],
+                                                    what=f"kubectl kustomize {doc.rel}")
+        if status != 0:
+            findings.append(doc.finding("kubectl kustomize fails: "
+                                        f"{kubectl.failure_reason(stderr, status)}"))
     return findings
 
 
@@ -251,7 +252,7 @@ def run_check(options: CheckOptions,
         version = version.removeprefix("v").removesuffix("-local-strict")
         standalone = os.path.dirname(write_standalone_cache(options.kubernetes_version,
                                                             kubeconform.cache_root()))
-        locations = [kubeconform.kasten_location(), *options.schema_locations]
+        locations = checker.store.kubeconform_locations(kubeconform.cache_root())
         process = kubeconform.start(kubeconform.command(binary, manifests, version, standalone,
                                                         locations))
     elif not binary and options.kubeconform != "off":

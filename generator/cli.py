@@ -157,12 +157,16 @@ def validate(fleets: tuple[str, ...], output_format: str) -> None:
 
 
 def _echo_validation(results: Sequence[Any]) -> None:
+    from generator.fleet.model import setup_path
+
     for result in results:
         _echo_problems(result.problems, err=False)
         if result.fleet is not None:
             count = len(result.fleet.clusters)
             click.echo(f"{result.file}: valid fleet {result.fleet.name} "
                        f"({count} cluster{'s' if count != 1 else ''})")
+            for cluster in result.fleet.clusters:
+                click.echo(f"  {cluster.name}: {setup_path(cluster)}")
 
 
 @main.command()
@@ -180,6 +184,9 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
         report: dict[str, Any] = {"fleet": outcome.fleet_name, "output": out_dir,
                                   "warnings": [p.as_text() for p in outcome.warnings],
                                   "disconnect": outcome.disconnect,
+                                  "lifecycle": [n.as_json() for n in outcome.notices],
+                                  "stale": [{"path": s.path, "reasons": list(s.reasons)}
+                                            for s in outcome.stale],
                                   "awaiting_inject": outcome.awaiting_inject}
         if outcome.drift is not None:
             report.update(clean=outcome.drift.clean, missing=outcome.drift.missing,
@@ -189,19 +196,22 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
                           unchanged=outcome.written.unchanged)
         click.echo(json.dumps(report, indent=2))
     else:
-        _echo_render(outcome, fleet, out_dir)
-    if outcome.drift is not None and not outcome.drift.clean:
+        _echo_render(outcome, fleet, out_dir, check)
+    if outcome.failed:
         raise CheckFailed()
 
 
-def _echo_render(outcome: Any, fleet: str, out_dir: str) -> None:
+def _echo_render(outcome: Any, fleet: str, out_dir: str, check: bool) -> None:
     _echo_problems(outcome.warnings, err=True)
     if outcome.drift is not None:
         drift = outcome.drift
         for status, path in drift.entries():
             click.echo(f"{status}: {out_dir.rstrip('/')}/{path}")
-        if drift.clean:
+        if drift.clean and not outcome.stale:
             click.echo(f"{out_dir} is up to date with {fleet}")
+        elif drift.clean:
+            click.echo(f"{out_dir} renders as {fleet} says, but holds stale injected "
+                       "Secrets", err=True)
         else:
             click.echo(f"{out_dir} is out of date: run `k10fleet render {fleet} -o {out_dir}`"
                        " and commit the result", err=True)
@@ -215,11 +225,13 @@ def _echo_render(outcome: Any, fleet: str, out_dir: str) -> None:
                                           if len(pending) > 3 else "")
         click.echo(f"{len(pending)} Secret file(s) are not in the tree yet ({shown}): run "
                    f"`k10fleet inject {fleet} -o {out_dir}`", err=True)
-    if outcome.disconnect:
-        click.echo("Secondaries left the fleet. Removing their files disconnects nothing; "
-                   "to disconnect them, run against the primary:")
-        for command in outcome.disconnect:
-            click.echo(f"  {command}")
+    _echo_stale(outcome.stale, fleet, out_dir, check)
+    for notice in outcome.notices:
+        click.echo(f"{notice.title}:")
+        for step in notice.steps:
+            click.echo(f"  {step}")
+        for note in notice.notes:
+            click.echo(f"  note: {note}")
 
 
 def check_options(func: F) -> F:
@@ -263,6 +275,16 @@ def _check_options(directory: str, params: dict[str, Any]) -> Any:
         strict=params["strict"],
         k10_chart=params["k10_chart"], kubeconform=params["kubeconform_option"],
         kustomize=params["kustomize"], fleet=params.get("fleet"))
+
+
+def _echo_stale(stale: Sequence[Any], fleet: str, out_dir: str, check: bool) -> None:
+    """Injected Secrets made from inputs that changed: a warning, or with --check a failure."""
+    for item in stale:
+        label = "stale" if check else "warning: stale injected Secret"
+        click.echo(f"{label}: {out_dir.rstrip('/')}/{item.as_text()}", err=True)
+    if stale:
+        click.echo(f"{len(stale)} injected Secret file(s) no longer match the fleet: run "
+                   f"`k10fleet inject {fleet} -o {out_dir}` and commit the result", err=True)
 
 
 @main.command()
@@ -314,7 +336,7 @@ def ci(fleet: str, out_dir: str, junit_file: str | None, **params: Any) -> None:
     _echo_validation([report.validation])
     codes.append(_echo_stage_error(report.render_error))
     if report.render is not None:
-        _echo_render(report.render, fleet, out_dir)
+        _echo_render(report.render, fleet, out_dir, True)
         codes.append(0 if report.render.drift is None or report.render.drift.clean
                      else CheckFailed.exit_code)
     codes.append(_echo_stage_error(report.check_error))

@@ -53,6 +53,7 @@ class FileSpec:
     mode: int = 0o644
     owner: str = "render"
     fingerprint: str | None = None  # inject: salted digest of the plaintext, never the secret
+    inputs: str | None = None  # inject: the non-secret inputs it was made from (lifecycle.py)
 
 
 def _compact(value: Any) -> str:
@@ -338,6 +339,8 @@ def _entry(spec: FileSpec) -> dict[str, str]:
     entry = {"mode": f"{spec.mode:04o}", "owner": spec.owner, "sha256": sha256(spec.content)}
     if spec.fingerprint:
         entry["fingerprint"] = spec.fingerprint
+    if spec.inputs:
+        entry["inputs"] = spec.inputs
     return entry
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from generator import lifecycle
 from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
-from generator.fleet.model import MC_NAMESPACE, Fleet
+from generator.fleet.model import Fleet
 from generator.fleet.validate import ValidationResult, load_fleet
 from generator.inject import (
     InjectOutcome,
@@ -30,7 +30,6 @@ from generator.output import (
     diff_tree,
     read_manifest,
     read_tree_file,
-    sha256,
     tree_entry,
     write_tree,
 )
@@ -52,6 +51,13 @@ class RenderOutcome:
     disconnect: list[str] = field(default_factory=list)
     awaiting_inject: list[str] = field(default_factory=list)  # sops files inject will write
     same: dict[str, bytes] | None = None  # --check: files whose bytes on disk were proven equal
+    notices: list[lifecycle.Notice] = field(default_factory=list)  # what to do in K10 now
+    stale: list[lifecycle.StaleSecret] = field(default_factory=list)  # inject must run again
+
+    @property
+    def failed(self) -> bool:
+        """``--check``: the tree drifted, or holds Secrets made from outdated inputs."""
+        return self.drift is not None and (not self.drift.clean or bool(self.stale))
 
 
 def guard_output_dir(out_dir: str, fleet_path: str) -> None:
@@ -112,37 +118,10 @@ def injected_files(fleet: Fleet, out_dir: str, old: Manifest) -> dict[str, FileS
         content = read_tree_file(out_dir, rel, cache)  # never through a symlink
         if content is None:
             continue  # deleted or replaced by hand: inject will write it again
-        kept[rel] = FileSpec(content, owner="inject", fingerprint=entry.get("fingerprint"))
+        kept[rel] = FileSpec(content, owner="inject", fingerprint=entry.get("fingerprint"),
+                             inputs=entry.get("inputs"))
     return kept
 
-
-def _was_rendered(old: Manifest, out_dir: str, name: str) -> bool:
-    """The manifest is untrusted: a cluster counts as rendered before only when one of its
-    files is listed there and still on disk with the listed bytes."""
-    prefix = cluster_dir(name) + "/"
-    for rel, entry in old.files.items():
-        if rel.startswith(prefix):
-            content = read_tree_file(out_dir, rel)
-            if content is not None and sha256(content) == entry.get("sha256"):
-                return True
-    return False
-
-
-def disconnect_commands(fleet: Fleet, old: Manifest, out_dir: str) -> list[str]:
-    """``kubectl delete cluster`` for every secondary that left the fleet (or was renamed)."""
-    before = old.meta.get("clusters", {})
-    if not isinstance(before, dict):
-        return []
-    now = {s.cluster_name for s in fleet.secondaries}
-    gone = sorted({
-        str(info.get("clusterName", name)) for name, info in before.items()
-        if isinstance(info, dict) and info.get("role") == "secondary"
-        and str(info.get("clusterName", name)) not in now and _was_rendered(old, out_dir, name)
-    })
-    extra = fleet.primary.kubectl_flags()
-    return [" ".join(shlex.quote(a) for a in
-                     ["kubectl", "delete", "cluster", name, "-n", MC_NAMESPACE, *extra])
-            for name in gone]
 
 
 def desired_files(
@@ -164,7 +143,8 @@ def desired_files(
 
 
 def manifest_meta(fleet: Fleet, clusters: dict[str, dict[str, str]]) -> dict[str, object]:
-    return {"fleet": fleet.name, "engine": fleet.gitops.engine, "clusters": clusters}
+    return {"fleet": fleet.name, "engine": fleet.gitops.engine, "clusters": clusters,
+            "joinTokenSecret": fleet.tokens.join_token_secret}
 
 
 def render(fleet_path: str, out_dir: str, *, check: bool = False,
@@ -182,10 +162,15 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
         else load_fleet(fleet_path, limits)
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
+    problems = lifecycle.new_join_problems(fleet, old, fleet_path)
+    if problems:
+        raise InvalidInput(problems)
     files, clusters = desired_files(fleet, out_dir, old)
     meta = manifest_meta(fleet, clusters)
-    outcome = RenderOutcome(fleet.name, out_dir, warnings,
-                            disconnect=disconnect_commands(fleet, old, out_dir))
+    found = lifecycle.notices(fleet, old, fleet_path, out_dir)
+    outcome = RenderOutcome(fleet.name, out_dir, warnings, notices=found,
+                            disconnect=lifecycle.disconnect_commands(found),
+                            stale=lifecycle.stale_secrets(fleet, out_dir, old))
     if fleet.tokens.mode == "sops":
         outcome.awaiting_inject = [p for p in injected_paths(fleet) if p not in files]
     if check:
@@ -265,6 +250,9 @@ def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),
     outcome = InjectOutcome(fleet)
     injected = sops_files(out_dir, old, secret_plaintexts(fleet, joined, credentials), age,
                           outcome)
+    records = lifecycle.inject_records(fleet, list(injected),
+                                       lifecycle.recipients_source(out_dir, age))
+    injected = {rel: replace(spec, inputs=records.get(rel)) for rel, spec in injected.items()}
     files, clusters = desired_files(fleet, out_dir, old, injected=injected)
     outcome.written = write_tree(out_dir, files, manifest_meta(fleet, clusters))
     return outcome

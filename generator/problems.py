@@ -56,7 +56,8 @@ RuleId = Literal[
     "selectors", "references", "credentials", "manifest",
     # rendered trees (check)
     "objects", "plaintext-secret", "k10-values", "kustomization", "kustomize-build", "drift",
-    "crd", "status", "user-file",
+    "crd", "status", "user-file", "stale-secret",
+    "chart-version",
 ]
 
 RULES: dict[RuleId, str] = {
@@ -89,6 +90,8 @@ RULES: dict[RuleId, str] = {
     "crd": "a --crd file holds readable CustomResourceDefinitions with usable schemas",
     "status": "join status read from the clusters (mc-join-status, Cluster objects) is sound",
     "user-file": "a file k10fleet did not write is never overwritten",
+    "stale-secret": "an injected Secret was made from the inputs the fleet still has",
+    "chart-version": "on Kasten's chart repository the k10 chart version is the K10 version",
 }
 assert set(RULES) == set(get_args(RuleId))
 

@@ -441,9 +441,14 @@ def _kustomization_findings(root: str, documents: list[Document], findings: list
 def _drift_findings(fleet: str, root: str) -> list[Problem]:
     from generator import pipeline
 
-    drift = pipeline.render(fleet, root, check=True).drift
+    outcome = pipeline.render(fleet, root, check=True)
+    drift = outcome.drift
     assert drift is not None
-    return [object_problem(os.path.join(root, rel), 1, "", "",
-                           f"{status}: not what {fleet} renders; run "
-                           f"`k10fleet render {fleet} -o {root}`", rule="drift")
-            for status, rel in drift.entries()]
+    stale = [object_problem(os.path.join(root, s.path), 1, "Secret", "",
+                            f"stale injected Secret: {'; '.join(s.reasons)}; run "
+                            f"`k10fleet inject {fleet} -o {root}`", rule="stale-secret")
+             for s in outcome.stale]  # made from inputs that changed: inject must run again
+    return stale + [object_problem(os.path.join(root, rel), 1, "", "",
+                                   f"{status}: not what {fleet} renders; run "
+                                   f"`k10fleet render {fleet} -o {root}`", rule="drift")
+                    for status, rel in drift.entries()]

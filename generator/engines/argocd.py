@@ -54,6 +54,9 @@ def application_spec(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
         ],
         "syncPolicy": {
             "automated": {"prune": True, "selfHeal": True},
+            # the wave-1 objects are K10 CRs, which exist only once K10 runs: retry
+            "retry": {"backoff": {"duration": "30s", "factor": 2, "maxDuration": "5m0s"},
+                      "limit": 10},
             "syncOptions": ["CreateNamespace=true", "RespectIgnoreDifferences=true"],
         },
     }

@@ -15,7 +15,7 @@ from generator.fleet.model import Cluster, Fleet
 
 # The Multi-Cluster objects k10fleet writes into a cluster's folder, as engines see them.
 ObjectRole = Literal["namespace", "bootstrap", "join-token", "push-secret", "mc-join-config",
-                     "external-secret", "mc-join", "credentials"]
+                     "external-secret", "mc-join", "credentials", "rbac"]
 Files = list[tuple[str, str]]  # (path in the tree, text)
 
 

@@ -43,7 +43,9 @@ def _parse_version(text: str) -> K10Version | None:
     return K10Version(major, minor, patch)
 
 
-FIRST_SUPPORTED = K10Version(6, 5, 0)
+FIRST_TOOL_SUPPORTED = K10Version(6, 0, 0)  # 6.0.x-6.4.x: only the k10multicluster tool
+FIRST_SUPPORTED = K10Version(6, 5, 0)  # the first release with declarative Multi-Cluster setup
+K10MULTICLUSTER_DEPRECATED = K10Version(7, 0, 0)
 FIRST_HELM_PRIMARY = K10Version(6, 5, 8)
 FIRST_INGRESS_IN_TOKEN = K10Version(6, 5, 14)
 
@@ -91,15 +93,41 @@ class Cluster:
     kubeconfig: str | None = None
     destination: Destination = Destination()
     labels: Mapping[str, str] = field(default_factory=dict)
+    ingress_skip_tls_verify: bool = False  # k10multicluster: skip TLS verification of ingressURL
 
     @property
     def is_primary(self) -> bool:
         return self.role == "primary"
 
+    @property
+    def tool_only(self) -> bool:
+        """K10 6.0.x-6.4.x: no declarative Multi-Cluster setup, only the k10multicluster tool."""
+        return self.kasten.version < FIRST_SUPPORTED
+
     def kubectl_flags(self) -> list[str]:
         """``--context``/``--kubeconfig`` that reach this cluster (empty when unknown)."""
         flags = ["--context", self.kube_context] if self.kube_context else []
         return flags + (["--kubeconfig", self.kubeconfig] if self.kubeconfig else [])
+
+
+SCRIPT_PATH = "bootstrap/k10multicluster.sh"
+
+
+def setup_path(cluster: Cluster) -> str:
+    """How k10fleet sets this cluster up, in a few words (``validate`` prints it)."""
+    version = cluster.kasten.version
+    if cluster.is_primary:
+        if cluster.tool_only:
+            return f"primary on K10 {version}: k10multicluster setup-primary ({SCRIPT_PATH})"
+        if version < FIRST_HELM_PRIMARY:
+            return f"primary on K10 {version}: promoted by a Bootstrap object (bootstrap.yaml)"
+        return f"primary on K10 {version}: promoted by Helm values (multicluster.primary)"
+    if cluster.join_with == "k10multicluster":
+        return f"secondary on K10 {version}: k10multicluster bootstrap ({SCRIPT_PATH})"
+    if version < FIRST_INGRESS_IN_TOKEN:
+        return (f"secondary on K10 {version}: joins with mc-join (token and endpoint) and "
+                "mc-join-config")
+    return f"secondary on K10 {version}: joins with mc-join (token) and mc-join-config"
 
 
 @dataclass(frozen=True)
@@ -199,6 +227,7 @@ class AccessGrant:
     role: str
     subjects: tuple[tuple[str, str], ...]  # (kind, name)
     clusters: tuple[ClusterTarget, ...]
+    dashboard_access: str = "user"  # user | admin | none: the Kubernetes RBAC layer
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,11 @@ from urllib.parse import urlsplit
 
 from generator.fleet.loader import LoadedDocument
 from generator.fleet.model import (
+    DEFAULT_RELEASE,
     FIRST_INGRESS_IN_TOKEN,
     FIRST_SUPPORTED,
+    FIRST_TOOL_SUPPORTED,
+    K10MULTICLUSTER_DEPRECATED,
     MC_NAMESPACE,
     K10Version,
     is_vault_uri,
@@ -130,37 +133,98 @@ def effective_version(doc: LoadedDocument, cluster_path: JsonPath) -> tuple[Json
     return ("spec", "kasten", "version"), _get(doc.data, "spec", "kasten", "version")
 
 
+UPGRADE_DOCS = "https://docs.kasten.io/latest/multicluster/upgrading"
+UPGRADE_ORDER = ("upgrade the primary first, then each secondary (clusters already joined "
+                 "keep working during the upgrade); new joins across the line are rejected "
+                 f"({UPGRADE_DOCS})")
+
+
+def _too_old(doc: LoadedDocument, where: JsonPath, version: K10Version) -> Problem:
+    return doc.problem(where, f"K10 {version} is older than {FIRST_TOOL_SUPPORTED}; k10fleet "
+                       "sets up 6.0.x-6.4.x with the k10multicluster tool "
+                       f"({K10MULTICLUSTER_DOCS}) and {FIRST_SUPPORTED} or newer "
+                       "declaratively: upgrade", rule="version")
+
+
 def versions(doc: LoadedDocument) -> Iterator[Problem]:
-    """Every K10 version in play must be 6.5.0 or newer; mixing across 6.5.14 is flagged."""
+    """Every K10 version in play must be 6.0.0 or newer; mixing across 6.5.14 is flagged."""
     reported: set[JsonPath] = set()
     parsed: list[tuple[JsonPath, K10Version]] = []
     fleet_default = ("spec", "kasten", "version")
     raw_default = _get(doc.data, *fleet_default)
     default = K10Version.parse(raw_default) if isinstance(raw_default, str) else None
-    if default is not None and default < FIRST_SUPPORTED:  # wrong even where overridden
+    if default is not None and default < FIRST_TOOL_SUPPORTED:  # wrong even where overridden
         reported.add(fleet_default)
-        yield doc.problem(fleet_default, f"K10 {default} is older than {FIRST_SUPPORTED}, the "
-                          "first release with declarative Multi-Cluster setup; use the "
-                          f"k10multicluster tool instead ({K10MULTICLUSTER_DOCS}) or upgrade",
-                          rule="version")
+        yield _too_old(doc, fleet_default, default)
     for path, _cluster in clusters(doc):
         where, raw = effective_version(doc, path)
         version = K10Version.parse(raw) if isinstance(raw, str) else None
         if version is None:
             continue  # the schema reports the format
         parsed.append((path, version))
-        if version < FIRST_SUPPORTED and where not in reported:
+        if version < FIRST_TOOL_SUPPORTED and where not in reported:
             reported.add(where)
-            yield doc.problem(where, f"K10 {version} is older than {FIRST_SUPPORTED}, the first "
-                              "release with declarative Multi-Cluster setup; use the "
-                              f"k10multicluster tool instead ({K10MULTICLUSTER_DOCS}) or upgrade",
-                              rule="version")
+            yield _too_old(doc, where, version)
     sides = {v >= FIRST_INGRESS_IN_TOKEN for _, v in parsed}
     if len(sides) == 2:
         where, _ = effective_version(doc, parsed[0][0])
         yield doc.problem(where, f"clusters run K10 versions on both sides of "
-                          f"{FIRST_INGRESS_IN_TOKEN}; join tokens changed format there, so "
-                          "upgrade them together", level="warning", rule="version")
+                          f"{FIRST_INGRESS_IN_TOKEN}, where join tokens changed format: "
+                          f"{UPGRADE_ORDER}", level="warning", rule="version")
+
+
+def _version_of(doc: LoadedDocument, path: JsonPath) -> K10Version | None:
+    _, raw = effective_version(doc, path)
+    return K10Version.parse(raw) if isinstance(raw, str) else None
+
+
+KASTEN_CHART_REPOSITORIES = ("https://charts.kasten.io",)
+
+
+def _chart_version(doc: LoadedDocument, path: JsonPath) -> tuple[JsonPath, Any] | None:
+    """Where an explicit chart version for this cluster comes from (None: it follows K10)."""
+    if _get(doc.data, *path, "kasten", "chart", "version") is not None:
+        where: JsonPath = (*path, "kasten", "chart", "version")
+        return where, _get(doc.data, *where)
+    if _get(doc.data, *path, "kasten", "version") is not None:
+        return None  # a cluster that overrides K10's version follows it
+    fleet = ("spec", "kasten", "chart", "version")
+    return (fleet, _get(doc.data, *fleet)) if _get(doc.data, *fleet) is not None else None
+
+
+def _chart_repository(doc: LoadedDocument, path: JsonPath) -> Any:
+    own = _get(doc.data, *path, "kasten", "chart", "repository")
+    fleet = _get(doc.data, "spec", "kasten", "chart", "repository")
+    return own if own is not None else (fleet if fleet is not None else "https://charts.kasten.io/")
+
+
+def chart_versions(doc: LoadedDocument) -> Iterator[Problem]:
+    """On Kasten's chart repository the k10 chart version is the K10 version: a pinned chart
+    version that differs would install another K10 than the one the join config is for."""
+    reported: set[JsonPath] = set()
+    for path, _cluster in clusters(doc):
+        found = _chart_version(doc, path)
+        version = _version_of(doc, path)
+        if found is None or version is None or found[0] in reported:
+            continue
+        where, chart = found
+        if not isinstance(chart, str) or K10Version.parse(chart) == version:
+            continue
+        reported.add(where)
+        repository = str(_chart_repository(doc, path))
+        name = _get(doc.data, *path, "name")
+        if repository.rstrip("/") in KASTEN_CHART_REPOSITORIES:
+            yield doc.problem(where, f"chart version {chart} differs from K10 version {version} "
+                              f"of {name}: on Kasten's chart repository the k10 chart version is "
+                              "the K10 version, so Helm would install K10 "
+                              f"{chart} while k10fleet renders the join configuration for "
+                              f"{version}; remove chart.version or make it {version}",
+                              rule="chart-version")
+        else:
+            yield doc.problem(where, f"chart version {chart} is not K10 version {version} of "
+                              f"{name}; make sure chart {chart} of {repository} installs K10 "
+                              f"{version} (mirrors may number charts differently)",
+                              level="warning", rule="chart-version")
 
 
 def _leaf_keys(value: Any, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
@@ -301,20 +365,90 @@ def destinations(doc: LoadedDocument) -> Iterator[Problem]:
                           "cluster it runs in", level="warning", rule="gitops")
 
 
+def _tool_joined(doc: LoadedDocument, path: JsonPath, cluster: dict[str, Any]) -> str | None:
+    """Why a secondary joins with the k10multicluster tool (None: it joins with a token)."""
+    primary_version = _version_of(doc, ("spec", "primary"))
+    version = _version_of(doc, path)
+    if any(v is not None and v < FIRST_TOOL_SUPPORTED for v in (version, primary_version)):
+        return None  # versions() refuses it
+    if version is not None and version < FIRST_SUPPORTED:
+        return f"K10 {version} (6.0.x-6.4.x) has no declarative join"
+    if primary_version is not None and primary_version < FIRST_SUPPORTED:
+        return f"its primary runs K10 {primary_version}, set up with the tool"
+    return "joinWith: k10multicluster" if cluster.get("joinWith") == "k10multicluster" else None
+
+
 def k10multicluster_joins(doc: LoadedDocument) -> Iterator[Problem]:
-    """Joining with the k10multicluster tool needs contexts and the secondary's ingress."""
+    """Joining with the k10multicluster tool needs kubeconfig contexts (and, when chosen for
+    dashboard access, the secondary's ingress); it is deprecated from K10 7.0."""
     primary = _get(doc.data, "spec", "primary")
     primary_context = _get(primary, "kubeContext")
     for path, cluster in clusters(doc):
-        if cluster.get("joinWith") != "k10multicluster":
+        if path[-1] == "primary":
             continue
-        for needed in ("ingressURL", "kubeContext"):
-            if not cluster.get(needed):
-                yield doc.problem((*path, "joinWith"), f"joinWith: k10multicluster needs "
-                                  f"{needed} on this secondary", rule="k10multicluster")
+        why = _tool_joined(doc, path, cluster)
+        if why is None:
+            if cluster.get("ingressSkipTLSVerify") is True:
+                yield doc.problem((*path, "ingressSkipTLSVerify"), "ingressSkipTLSVerify is "
+                                  "passed to the k10multicluster tool only; this secondary joins "
+                                  "with a token, so it has no effect", level="warning",
+                                  rule="k10multicluster")
+            continue
+        where = (*path, "joinWith") if "joinWith" in cluster else (*path, "name")
+        if cluster.get("joinWith") == "token" and why != "joinWith: k10multicluster":
+            yield doc.problem(where, f"joinWith: token is not possible: {why}; remove it, "
+                              "k10fleet joins this secondary with bootstrap/k10multicluster.sh",
+                              rule="k10multicluster")
+        chosen = why.startswith("joinWith")
+        prefix = why if chosen else f"{why}: joining with the k10multicluster tool"
+        for field_name in ("ingressURL", "kubeContext") if chosen else ("kubeContext",):
+            if not cluster.get(field_name):
+                yield doc.problem(where, f"{prefix} needs {field_name} on this secondary",
+                                  rule="k10multicluster")
         if isinstance(primary, dict) and not primary_context:
-            yield doc.problem((*path, "joinWith"), "joinWith: k10multicluster needs "
-                              "spec.primary.kubeContext", rule="k10multicluster")
+            yield doc.problem(where, f"{prefix} needs spec.primary.kubeContext",
+                              rule="k10multicluster")
+        version = _version_of(doc, path)
+        if why.startswith("joinWith") and version is not None \
+                and version >= K10MULTICLUSTER_DEPRECATED:
+            yield doc.problem(where, f"the k10multicluster tool is deprecated from K10 "
+                              f"{K10MULTICLUSTER_DEPRECATED} (this secondary runs {version}); "
+                              "from 6.5.14 ingressURL becomes cluster-ingress in mc-join-config, "
+                              "which gives the primary's dashboard the same click-through: use "
+                              "joinWith: token", level="warning", rule="k10multicluster")
+
+
+def tool_primary(doc: LoadedDocument) -> Iterator[Problem]:
+    """A 6.0.x-6.4.x primary is set up with ``k10multicluster setup-primary``."""
+    primary = _get(doc.data, "spec", "primary")
+    version = _version_of(doc, ("spec", "primary"))
+    if not isinstance(primary, dict) or version is None or not \
+            FIRST_TOOL_SUPPORTED <= version < FIRST_SUPPORTED:
+        return
+    if not primary.get("kubeContext"):
+        yield doc.problem(("spec", "primary", "name"), f"K10 {version} (6.0.x-6.4.x) is set up "
+                          "with k10multicluster setup-primary, which needs "
+                          "spec.primary.kubeContext", rule="k10multicluster")
+
+
+def ingress_paths(doc: LoadedDocument) -> Iterator[Problem]:
+    """Kasten documents ingressURL as <url of cluster>/<helm release name>."""
+    for path, cluster in clusters(doc):
+        url = _str(cluster.get("ingressURL"))
+        release = _get(doc.data, *path, "kasten", "releaseName") or \
+            _get(doc.data, "spec", "kasten", "releaseName") or DEFAULT_RELEASE
+        if not url or not isinstance(release, str):
+            continue
+        try:
+            last = urlsplit(url).path.rstrip("/").rpartition("/")[2]
+        except ValueError:
+            continue  # urls() reports it
+        if last and last != release:
+            yield doc.problem((*path, "ingressURL"), f"Kasten documents ingressURL as "
+                              f"<url of cluster>/<helm release name>; this path ends with "
+                              f"{last!r}, not the release name {release!r} (fine only when the "
+                              "K10 ingress serves another path, ingress.urlPath)",
+                              level="warning", rule="url")
 
 
 def cluster_ingress_version(doc: LoadedDocument) -> Iterator[Problem]:
@@ -336,6 +470,7 @@ def cluster_ingress_version(doc: LoadedDocument) -> Iterator[Problem]:
 RULES: tuple[Rule, ...] = (
     unique_names, urls, versions, owned_values, values_are_json, fips, namespaces,
     tokens, gitops, destinations, k10multicluster_joins, cluster_ingress_version,
+    chart_versions, tool_primary, ingress_paths,
 )
 
 

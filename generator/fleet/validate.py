@@ -15,6 +15,7 @@ from generator.fleet.model import (
     DEFAULT_JOIN_TOKEN_SECRET,
     DEFAULT_NAMESPACE,
     DEFAULT_RELEASE,
+    FIRST_SUPPORTED,
     AccessGrant,
     Chart,
     Cluster,
@@ -107,17 +108,25 @@ def _kasten(fleet_kasten: dict[str, Any], own: dict[str, Any]) -> KastenSettings
     )
 
 
-def _cluster(raw: dict[str, Any], role: str, spec: dict[str, Any]) -> Cluster:
+def _join_with(raw: dict[str, Any], kasten: KastenSettings, tool_primary: bool) -> str:
+    """6.0.x-6.4.x clusters, and every secondary of such a primary, join with the tool."""
+    tool_only = kasten.version < FIRST_SUPPORTED or tool_primary
+    return "k10multicluster" if tool_only else str(raw.get("joinWith", "token"))
+
+
+def _cluster(raw: dict[str, Any], role: str, spec: dict[str, Any],
+             tool_primary: bool = False) -> Cluster:
     fleet_kasten = spec["kasten"]
+    kasten = _kasten(fleet_kasten, raw.get("kasten", {}))
     return Cluster(
         name=raw["name"],
         role=role,
-        kasten=_kasten(fleet_kasten, raw.get("kasten", {})),
+        kasten=kasten,
         values=deep_merge(fleet_kasten.get("values", {}), raw.get("values", {})),
         ingress_url=raw.get("ingressURL"),
         cluster_name=raw.get("clusterName", raw["name"]),
         primary_ingress_url=raw.get("primaryIngressURL"),
-        join_with=raw.get("joinWith", "token"),
+        join_with=_join_with(raw, kasten, tool_primary) if role == "secondary" else "token",
         kube_context=raw.get("kubeContext"),
         kubeconfig=raw.get("kubeconfig"),
         destination=Destination(
@@ -128,6 +137,7 @@ def _cluster(raw: dict[str, Any], role: str, spec: dict[str, Any]) -> Cluster:
                 "key", "value"),
         ),
         labels=dict(sorted(raw.get("labels", {}).items())),
+        ingress_skip_tls_verify=raw.get("ingressSkipTLSVerify", False),
     )
 
 
@@ -170,10 +180,12 @@ def build_fleet(data: dict[str, Any], source: str) -> Fleet:
     engine = gitops.get("engine", "none")
     dashboard = {c["name"]: c.get("clusterName", c["name"])
                  for c in [spec["primary"], *spec.get("secondaries", [])]}
+    primary = _cluster(spec["primary"], "primary", spec)
     return Fleet(
         name=data["metadata"]["name"],
-        primary=_cluster(spec["primary"], "primary", spec),
-        secondaries=tuple(_cluster(s, "secondary", spec) for s in spec.get("secondaries", [])),
+        primary=primary,
+        secondaries=tuple(_cluster(s, "secondary", spec, primary.tool_only)
+                          for s in spec.get("secondaries", [])),
         tokens=Tokens(
             mode=tokens.get("mode", "sops"),
             join_token_secret=tokens.get("joinTokenSecret", DEFAULT_JOIN_TOKEN_SECRET),
@@ -196,7 +208,9 @@ def build_fleet(data: dict[str, Any], source: str) -> Fleet:
         access=tuple(AccessGrant(
             name=grant["name"], role=grant["role"],
             subjects=tuple((s["kind"], s["name"]) for s in grant["subjects"]),
-            clusters=_targets(grant["clusters"], dashboard)) for grant in spec.get("access", [])),
+            clusters=_targets(grant["clusters"], dashboard),
+            dashboard_access=grant.get("dashboardAccess", "user"))
+            for grant in spec.get("access", [])),
         policies=tuple(_global("Policy", p) for p in spec.get("policies", [])),
         profiles=tuple(_global("Profile", p) for p in spec.get("profiles", [])),
         distributions=tuple(DistributionPlan(

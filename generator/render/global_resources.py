@@ -79,11 +79,51 @@ def _metadata(fleet: Fleet, name: str, labels: Mapping[str, str],
 Files = list[tuple[str, str]]  # (file name in the primary's folder, text)
 
 
+MC_USER_ROLE = "k10-mc-user"
+# The rules of Kasten's RBAC reference ("Multi-Cluster User"): read access to the
+# Multi-Cluster objects, which lets a user open the dashboard for every cluster.
+MC_USER_RULES = [{"apiGroups": ["auth.kio.kasten.io", "config.kio.kasten.io",
+                                "dist.kio.kasten.io"],
+                  "resources": ["*"], "verbs": ["get", "list"]}]
+
+
+def dashboard_access(fleet: Fleet, ctx: dict[str, Any]) -> Files:
+    """(file, text) of the dashboard's first RBAC layer for the subjects of ``access``
+    grants: a RoleBinding in kasten-io-mc to k10-mc-user (which k10fleet declares) or to
+    K10's own <release>-mc-admin; ``dashboardAccess: none`` opts a grant out."""
+    files: Files = []
+    users = [g for g in fleet.access if g.dashboard_access == "user"]
+    if users:
+        files.append((f"clusterrole-{MC_USER_ROLE}.yaml", render_template(
+            "primary/dashboard-access.yaml.j2", **ctx, kind="ClusterRole", name=MC_USER_ROLE,
+            namespace=None, annotations=engine_of(fleet).annotations("rbac"),
+            comment=["Read access to the Multi-Cluster objects, for every access grant with "
+                     "dashboardAccess: user."],
+            body={"rules": MC_USER_RULES})))
+    for grant in fleet.access:
+        if grant.dashboard_access == "none":
+            continue
+        role = MC_USER_ROLE if grant.dashboard_access == "user" else \
+            f"{fleet.primary.kasten.release_name}-mc-admin"
+        subjects = [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name}
+                    for kind, name in grant.subjects]
+        files.append((f"rolebinding-dashboard-{grant.name}.yaml", render_template(
+            "primary/dashboard-access.yaml.j2", **ctx, kind="RoleBinding",
+            name=f"k10fleet-dashboard-{grant.name}", namespace=MC_NAMESPACE,
+            annotations=engine_of(fleet).annotations("rbac"),
+            comment=[f"For the subjects of access grant {grant.name} "
+                     f"(dashboardAccess: {grant.dashboard_access})."],
+            body={"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                              "name": role}, "subjects": subjects})))
+    return files
+
+
 def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, Any],
                    fingerprints: Mapping[str, str]) -> list[str]:
     """Add the primary's central objects under ``base``; return the files for kustomize.
     ``fingerprints`` maps the primary's injected files to what inject recorded for them."""
-    files = [*_grants(fleet, ctx), *_policies_and_profiles(fleet, ctx),
+    files = [*_grants(fleet, ctx), *dashboard_access(fleet, ctx),
+             *_policies_and_profiles(fleet, ctx),
              *_credentials(fleet, ctx), *_distributions(fleet, ctx, fingerprints)]
     for file, text in files:
         tree.add(f"{base}/{file}", text)

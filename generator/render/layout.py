@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from generator.errors import InternalError
+from generator.fleet.model import SCRIPT_PATH
 
-SCRIPT_PATH = "bootstrap/k10multicluster.sh"
+__all__ = ["SCRIPT_PATH"]  # where the k10multicluster script goes; the model names it too
 JOIN_TOKEN_TYPE = "dist.kio.kasten.io/join-token"
 JOIN_TOKEN_FILE = "join-token-secret.yaml"
 KSOPS_GENERATOR_FILE = "secret-generator.yaml"

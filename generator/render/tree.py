@@ -43,7 +43,10 @@ def source_label(fleet_path: str) -> str:
 
 
 def generated_values(cluster: Cluster) -> dict[str, Any]:
-    """The ``multicluster`` block k10fleet owns for this cluster."""
+    """The ``multicluster`` block k10fleet owns for this cluster (none on 6.0.x-6.4.x, which
+    the k10multicluster tool sets up)."""
+    if cluster.tool_only:
+        return {}
     if cluster.is_primary and cluster.kasten.version >= FIRST_HELM_PRIMARY:
         return {"multicluster": {"enabled": True, "primary": {
             "create": True, "name": cluster.name, "ingressURL": cluster.ingress_url}}}
@@ -102,17 +105,18 @@ def _render_primary(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any],
     tree.add(f"{base}/kasten-io-mc-namespace.yaml", render_template(
         "primary/namespace.yaml.j2", **ctx, namespace=MC_NAMESPACE,
         annotations=engine_of(fleet).annotations("namespace")))
-    if primary.kasten.version < FIRST_HELM_PRIMARY:
+    if primary.kasten.version < FIRST_HELM_PRIMARY and not primary.tool_only:
         resources.append("bootstrap.yaml")
         tree.add(f"{base}/bootstrap.yaml", render_template(
             "primary/bootstrap.yaml.j2", **ctx, cluster=primary, namespace=MC_NAMESPACE,
             annotations=engine_of(fleet).annotations("bootstrap"), spec=bootstrap_spec(primary)))
-    secret_file = JOIN_TOKEN_FILE  # fixed: a Secret name must never collide with our files
-    resources.append(secret_file)
-    tree.add(f"{base}/{secret_file}", render_template(
-        "primary/join-token-secret.yaml.j2", **ctx, name=fleet.tokens.join_token_secret,
-        namespace=MC_NAMESPACE, annotations=engine_of(fleet).annotations("join-token")))
-    if fleet.tokens.mode == "external-secrets":
+    if not primary.tool_only:  # 6.0.x-6.4.x: the tool joins secondaries, no join token
+        secret_file = JOIN_TOKEN_FILE  # fixed: a Secret name must never collide with our files
+        resources.append(secret_file)
+        tree.add(f"{base}/{secret_file}", render_template(
+            "primary/join-token-secret.yaml.j2", **ctx, name=fleet.tokens.join_token_secret,
+            namespace=MC_NAMESPACE, annotations=engine_of(fleet).annotations("join-token")))
+    if fleet.tokens.mode == "external-secrets" and not primary.tool_only:
         resources.append(PUSH_SECRET_FILE)
         tree.add(f"{base}/{PUSH_SECRET_FILE}", render_template(
             "primary/push-secret.yaml.j2", **ctx, namespace=MC_NAMESPACE,
@@ -179,6 +183,7 @@ def _render_common(fleet: Fleet, cluster: Cluster, tree: RenderedTree, ctx: dict
         "role": cluster.role,
         "clusterName": cluster.cluster_name,
         "namespace": cluster.kasten.namespace,
+        **({"kubeContext": cluster.kube_context} if cluster.kube_context else {}),
     }
     for path, text in engine_of(fleet).cluster_files(fleet, cluster, values.encode(), ctx):
         tree.add(path, text)
@@ -193,15 +198,47 @@ def _bootstrap_side(role: str, cluster: Cluster, name: str) -> list[str]:
             f"--{role}-k10-release-name", cluster.kasten.release_name]
 
 
+# Flags of the k10multicluster tool (docs.kasten.io/multicluster/bootstrap_reference.html; the
+# bootstrap flags as Kasten staff's public scripts pass them). Tests check every generated flag.
+K10MULTICLUSTER_FLAGS = {
+    "setup-primary": ("--context", "--kubeconfig", "--name", "--k10-namespace",
+                      "--k10-release-name", "--labels", "--ingress", "--replace"),
+    "bootstrap": ("--primary-context", "--primary-kubeconfig", "--primary-name",
+                  "--primary-k10-namespace", "--primary-k10-release-name", "--secondary-context",
+                  "--secondary-kubeconfig", "--secondary-name", "--secondary-k10-namespace",
+                  "--secondary-k10-release-name", "--secondary-cluster-ingress",
+                  "--secondary-cluster-ingress-tls-insecure", "--replace"),
+}
+
+
+def _quoted(args: Sequence[str]) -> str:
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def k10multicluster_setup_primary(fleet: Fleet) -> str:
+    """``k10multicluster setup-primary`` for a 6.0.x-6.4.x primary."""
+    primary = fleet.primary
+    args = ["k10multicluster", "setup-primary", "--context", primary.kube_context or ""]
+    if primary.kubeconfig:
+        args += ["--kubeconfig", primary.kubeconfig]
+    args += ["--name", primary.name, "--k10-namespace", primary.kasten.namespace,
+             "--k10-release-name", primary.kasten.release_name,
+             "--ingress", primary.ingress_url or ""]
+    if primary.labels:
+        args += ["--labels", ",".join(f"{k}={v}" for k, v in primary.labels.items())]
+    return _quoted(args)
+
+
 def k10multicluster_command(fleet: Fleet, secondary: Cluster) -> str:
     """One exact ``k10multicluster bootstrap`` invocation for a secondary."""
     args = ["k10multicluster", "bootstrap",
             *_bootstrap_side("primary", fleet.primary, fleet.primary.name),
-            *_bootstrap_side("secondary", secondary, secondary.cluster_name),
-            "--secondary-cluster-ingress", secondary.ingress_url or ""]
-    if secondary.ingress_url and urlsplit(secondary.ingress_url).scheme == "http":
-        args.append("--secondary-cluster-ingress-tls-insecure")
-    return " ".join(shlex.quote(a) for a in args)
+            *_bootstrap_side("secondary", secondary, secondary.cluster_name)]
+    if secondary.ingress_url:
+        args += ["--secondary-cluster-ingress", secondary.ingress_url]
+        if secondary.ingress_skip_tls_verify:  # self-signed certificate: skip verification
+            args.append("--secondary-cluster-ingress-tls-insecure")
+    return _quoted(args)
 
 
 def mc_join_secret(fleet: Fleet, secondary: Cluster, token: str, endpoint: str | None,
@@ -277,8 +314,11 @@ def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = No
     for path, text in engine_of(fleet).global_files(fleet, ctx):
         tree.add(path, text)
     scripted = [s for s in fleet.secondaries if s.join_with == "k10multicluster"]
-    if scripted:
+    if scripted or fleet.primary.tool_only:
         commands = [{"name": s.name, "line": k10multicluster_command(fleet, s)} for s in scripted]
+        if fleet.primary.tool_only:
+            commands.insert(0, {"name": f"{fleet.primary.name} (primary, first)",
+                                "line": k10multicluster_setup_primary(fleet)})
         tree.add(SCRIPT_PATH, render_template("bootstrap/k10multicluster.sh.j2", **ctx,
                                               commands=commands), mode=0o755)
     return tree

@@ -52,10 +52,10 @@ def test_all_problems_reported_in_one_run(write_fleet: WriteFleet) -> None:
 
 def test_json_format(write_fleet: WriteFleet) -> None:
     data = example_fleet()
-    data["spec"]["kasten"]["version"] = "6.4.0"
+    data["spec"]["kasten"]["version"] = "5.5.0"
     path = write_fleet(data)
     line = 1 + next(i for i, text in enumerate(path.read_text().splitlines())
-                    if "version: 6.4.0" in text)
+                    if "version: 5.5.0" in text)
     result = run_cli("validate", "--format", "json", path)
     assert result.exit_code == 1
     report = json.loads(result.stdout)
@@ -131,8 +131,8 @@ def test_removed_secondary_is_pruned_with_disconnect_instructions(
     data["spec"]["secondaries"] = [s for s in data["spec"]["secondaries"] if s["name"] != "edge-1"]
     result = run_cli("render", write_fleet(data), "-o", out)
     assert result.exit_code == 0
-    assert ("kubectl delete cluster edge-one -n kasten-io-mc --context primary-1"
-            in result.output)
+    assert ("kubectl delete clusters.dist.kio.kasten.io edge-one -n kasten-io-mc "
+            "--context primary-1" in result.output)
     assert "disconnects nothing" in result.output
     assert sorted(p.name for p in (out / "clusters/edge-1").iterdir()) == ["my-notes.md"]
     again = run_cli("render", write_fleet(data), "-o", out)
@@ -190,10 +190,10 @@ def test_kustomize_builds_every_rendered_cluster(write_fleet: WriteFleet,
                                text=True, check=False)
         assert built.returncode == 0, built.stderr
         kinds[cluster.name] = sorted(d["kind"] for d in yaml.safe_load_all(built.stdout) if d)
-    assert kinds == {"edge-1": ["ConfigMap"], "edge-2": ["ConfigMap"], "lab-1": [],
-                     "primary-1": ["Distribution", "K10ClusterRoleBinding",
+    assert kinds == {"edge-1": ["ConfigMap"], "edge-2": ["ConfigMap"], "lab-1": ["ConfigMap"],
+                     "primary-1": ["ClusterRole", "Distribution", "K10ClusterRoleBinding",
                                    "K10ClusterRoleBinding", "Namespace", "Policy", "Profile",
-                                   "Secret"]}
+                                   "RoleBinding", "RoleBinding", "Secret"]}
 
 
 def _run_installed(venv: Path, *args: str, cwd: Path,

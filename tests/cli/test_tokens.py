@@ -129,12 +129,11 @@ def test_import_inject_decrypt_round_trip(fleet_repo: tuple[Path, Path, str],
     assert profile["spec"]["locationSpec"]["credential"]["secret"] == {
         "apiVersion": "v1", "kind": "Secret", "name": "s3-backups-credentials",
         "namespace": "kasten-io-mc"}
-    for name in ("edge-1", "edge-2"):
+    for name in ("edge-1", "edge-2", "lab-1"):
         secret = decrypt(out / f"clusters/{name}/mc-join.sops.yaml")
         assert base64.b64decode(secret["data"]["token"]).decode() == token
         assert secret["metadata"] == {**secret["metadata"], "name": "mc-join",
                                       "namespace": "kasten-io"}
-    assert not (out / "clusters/lab-1/mc-join.sops.yaml").exists()  # joined by k10multicluster
     assert tree_leaks(token, out) == []
     assert leaks(token, imported.output, injected.output) == []
     encrypted = yaml.safe_load((out / "clusters/edge-1/mc-join.sops.yaml").read_text())
@@ -190,7 +189,7 @@ def test_render_keeps_injected_files_and_inject_rewrites_only_on_change(
     assert "0 written" in rendered.output and "0 removed" in rendered.output
     assert run_cli("render", fleet, "-o", out, "--check").exit_code == 0
     again = run_cli("inject", fleet, "-o", out)
-    assert "0 encryption(s), 3 unchanged; 0 file(s) written" in again.output
+    assert "0 encryption(s), 4 unchanged; 0 file(s) written" in again.output
     assert os.stat(secret).st_mtime_ns == before.st_mtime_ns
     new = new_token()
     import_token(fleet, new, tmp_path)
@@ -212,7 +211,7 @@ def test_render_keeps_injected_files_and_inject_rewrites_only_on_change(
 
     before_rotation = digest()
     rotation = run_cli("inject", fleet, "-o", out)
-    assert "1 encryption(s), 2 unchanged" in rotation.output, rotation.output
+    assert "1 encryption(s), 3 unchanged" in rotation.output, rotation.output
     assert base64.b64decode(decrypt(credentials)["data"]["aws_secret_access_key"]).decode() \
         == rotated["aws_secret_access_key"]
     # K10 re-sends a global profile only when its Distribution changes: the digest does
@@ -408,7 +407,7 @@ def test_plain_mode(tmp_path: Path, write_fleet: WriteFleet,
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(os.stat(plain).st_mode) == 0o700
     files = sorted(p.name for p in plain.iterdir())
-    assert files == ["edge-1.yaml", "edge-2.yaml"]
+    assert files == ["edge-1.yaml", "edge-2.yaml", "lab-1.yaml"]
     for name in files:
         assert stat.S_IMODE(os.stat(plain / name).st_mode) == 0o600
     config, secret = yaml.safe_load_all((plain / "edge-1.yaml").read_text())
@@ -430,8 +429,7 @@ def token_only_fleet() -> dict[str, Any]:
     """Two token-joined secondaries, no kubeContexts (status must come from --from files)."""
     data = joining_fleet()
     data["spec"].pop("access", None)
-    data["spec"]["secondaries"] = [s for s in data["spec"]["secondaries"]
-                                   if s.get("joinWith") != "k10multicluster"]
+    data["spec"]["secondaries"] = data["spec"]["secondaries"][:2]
     for cluster in [data["spec"]["primary"], *data["spec"]["secondaries"]]:
         cluster.pop("kubeContext", None)
     return data

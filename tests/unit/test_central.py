@@ -410,7 +410,7 @@ def test_labels_without_context_or_kubectl_is_an_environment_failure(
         tmp_path: Path) -> None:
     data = example_fleet()
     del data["spec"]["primary"]["kubeContext"]
-    del data["spec"]["secondaries"][2]["joinWith"]  # it needs the primary's context too
+    data["spec"]["secondaries"][2].pop("joinWith", None)  # it needs the primary's context too
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(yaml.safe_dump(data, sort_keys=False))
     result = run_cli("labels", fleet)

@@ -62,9 +62,10 @@ def test_clean_tree_passes_without_kubeconform(tree: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     report = check(tree)
     assert errors_of(report) == []
-    # 12 cluster documents, 4 Applications, 1 kustomization, and on the primary 2 access
-    # grants, 1 Policy, 1 Profile and 1 Distribution
-    assert len(report.documents) == 22
+    # 13 cluster documents, 4 Applications, 1 kustomization, and on the primary 2 access
+    # grants with their dashboard RoleBindings and ClusterRole, 1 Policy, 1 Profile and
+    # 1 Distribution
+    assert len(report.documents) == 26
     assert report.kubeconform_binary is None and report.notes == []  # --kubeconform off
     monkeypatch.setenv("PATH", "/nonexistent")
     auto = check(tree, kubeconform=None)  # type: ignore[arg-type]
@@ -297,7 +298,7 @@ def test_reports_parse(tree: Path) -> None:
     junit_path.write_text(as_junit(report))
     xml = junitparser.JUnitXml.fromfile(str(junit_path))
     cases = [case for suite in xml for case in suite]
-    assert len(cases) == 22
+    assert len(cases) == 26  # one per document
     failed = [c for c in cases if not c.is_passed]
     assert [c.name for c in failed] == ["ConfigMap/mc-join-config"]
     assert as_text(report).endswith("1 error, 0 warnings (kubeconform not used)")

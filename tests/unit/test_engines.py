@@ -157,7 +157,7 @@ def test_external_secrets_objects(tmp_path: Path) -> None:
     assert push["spec"]["secretStoreRefs"] == [{"kind": "ClusterSecretStore",
                                                 "name": "vault-backend"}]
     externals = [e for e in by_kind(out, "ExternalSecret") if e["metadata"]["name"] == "mc-join"]
-    assert len(externals) == 2  # lab-1 joins with k10multicluster
+    assert len(externals) == 3  # every secondary joins with a token
     spec = externals[0]["spec"]
     assert spec["target"]["name"] == "mc-join"
     assert [d["remoteRef"]["key"] for d in spec["data"]] == ["k10fleet/demo"]
@@ -209,7 +209,7 @@ def test_eso_objects_write_out_every_default_of_the_eso_crds(tmp_path: Path) -> 
 def test_vault_plugin_placeholders(tmp_path: Path) -> None:
     out = render_variant("argocd-vault-plugin", tmp_path)
     secrets = [s for s in by_kind(out, "Secret") if s["metadata"]["name"] == "mc-join"]
-    assert len(secrets) == 2
+    assert len(secrets) == 3
     assert secrets[0]["stringData"] == {"token": "<path:secret/data/k10fleet/demo#token>"}
 
 

@@ -120,17 +120,32 @@ def fleets(draw: st.DrawFn) -> dict[str, Any]:
             "name": "d-" + draw(dns_label)[:40], "clusters": [target],
             "resources": [{"kind": "Policy", "name": central["policies"][0]["metadata"]["name"]},
                           {"kind": "Profile", "name": "s3"}]}]
+    default = draw(st.sampled_from(VERSIONS))
+    same_side(primary, secondaries, default)
     return {
         "apiVersion": "k10fleet/v1alpha1", "kind": "Fleet",
         "metadata": {"name": draw(dns_label)},
         "spec": {
-            "kasten": {"version": draw(st.sampled_from(VERSIONS)), "values": draw(values_map)},
+            "kasten": {"version": default, "values": draw(values_map)},
             "primary": primary, "secondaries": secondaries,
             "tokens": {"mode": mode, "store": "vault://secret/k10fleet/prop"},
             "gitops": {"engine": engine, "repoURL": "https://git.example.com/fleet.git"},
             **central,
         },
     }
+
+
+def same_side(primary: dict[str, Any], secondaries: list[dict[str, Any]], default: str) -> None:
+    """Kasten rejects new joins across 6.5.14, and every secondary of a first render is new:
+    keep each on its primary's side of the line (its version moved to the primary's)."""
+    def modern(version: str) -> bool:
+        return tuple(int(p) for p in version.split(".")) >= (6, 5, 14)
+
+    primary_version = primary.get("kasten", {}).get("version", default)
+    for secondary in secondaries:
+        own = secondary.get("kasten", {}).get("version", default)
+        if modern(own) != modern(primary_version):
+            secondary.setdefault("kasten", {})["version"] = primary_version
 
 
 def write(directory: Path, data: dict[str, Any] | str) -> Path:
@@ -166,7 +181,7 @@ MUTATIONS = [
     lambda d, v: d.pop("apiVersion"),
     lambda d, v: d["spec"].pop("primary"),
     lambda d, v: d["spec"]["kasten"].update(version=v),
-    lambda d, v: d["spec"]["kasten"].update(version="6.4.9"),
+    lambda d, v: d["spec"]["kasten"].update(version="5.5.8"),
     lambda d, v: d["spec"]["primary"].update(name=str(v) + "_X"),
     lambda d, v: d["spec"]["primary"].update(ingressURL="ftp://" + str(v)),
     lambda d, v: d["spec"]["primary"].update(ingressURL="https://host-only"),

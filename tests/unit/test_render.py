@@ -123,7 +123,9 @@ def test_per_cluster_version_namespace_and_chart() -> None:
 def test_k10multicluster_script_is_exact() -> None:
     data = example_fleet()
     lab = data["spec"]["secondaries"][2]
-    lab["ingressURL"] = "http://lab 1.example.com/k10"  # quoting is exercised, not validated here
+    lab["joinWith"] = "k10multicluster"
+    lab["ingressSkipTLSVerify"] = True  # a self-signed certificate: the TLS-skip flag
+    lab["ingressURL"] = "https://lab 1.example.com/k10"  # quoting is exercised, not validated
     tree = render_fleet(build_fleet(data, "fleet.yaml"))
     script = tree.files[SCRIPT_PATH]
     assert script.mode == 0o755
@@ -140,10 +142,16 @@ def test_k10multicluster_script_is_exact() -> None:
     assert flags["--primary-name"] == primary["name"]
     assert flags["--secondary-context"] == lab.get("kubeContext", lab["name"])
     assert flags["--secondary-name"] == lab["name"]
-    assert flags["--secondary-cluster-ingress"] == "http://lab 1.example.com/k10"
+    assert flags["--secondary-cluster-ingress"] == "https://lab 1.example.com/k10"
     assert flags["--secondary-k10-namespace"] == flags["--primary-k10-namespace"] == "kasten-io"
-    assert words[-1] == "--secondary-cluster-ingress-tls-insecure"  # an http URL
+    assert words[-1] == "--secondary-cluster-ingress-tls-insecure"  # ingressSkipTLSVerify
     assert "mc-join-config" not in " ".join(p for p in tree.files if "lab-1" in p)
+    lab["ingressSkipTLSVerify"] = False
+    lab["ingressURL"] = "http://lab-1.example.com/k10"  # http alone is no reason to skip TLS
+    lab["insecureIngress"] = True
+    text = render_fleet(build_fleet(data, "fleet.yaml")).files[SCRIPT_PATH].content.decode()
+    assert "--secondary-cluster-ingress http://lab-1.example.com/k10\n" in text
+    assert "tls-insecure" not in text
 
 
 def documented_bootstrap_flags() -> set[str]:
@@ -160,7 +168,7 @@ def documented_bootstrap_flags() -> set[str]:
 
 def test_no_script_without_k10multicluster_joins() -> None:
     data = example_fleet()
-    data["spec"]["secondaries"][2].pop("joinWith")
+    assert not any(s.get("joinWith") for s in data["spec"]["secondaries"])
     assert SCRIPT_PATH not in render(data)
 
 

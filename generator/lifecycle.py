@@ -379,8 +379,7 @@ def notices(fleet: Fleet, manifest: Manifest, fleet_path: str, out_dir: str) -> 
         return []
     found: list[Notice] = []
     old_primary = next((n for n, i in before.items() if i.get("role") == "primary"), None)
-    old_secondaries = {n: i for n, i in before.items() if i.get("role") == "secondary"
-                       and _was_rendered(manifest, out_dir, n)}
+    old_secondaries = {n: i for n, i in before.items() if i.get("role") == "secondary"}
     if old_primary is not None and (old_primary != fleet.primary.name or before[old_primary]
                                     .get("clusterName", old_primary) != fleet.primary.cluster_name):
         found.append(_primary_change(fleet, old_primary, before[old_primary],
@@ -392,6 +391,8 @@ def notices(fleet: Fleet, manifest: Manifest, fleet_path: str, out_dir: str) -> 
         old_cluster_name = info.get("clusterName", name)
         if old_cluster_name in names_now:
             continue  # same Cluster object (a moved directory changes nothing in K10)
+        if not _was_rendered(manifest, out_dir, name):
+            continue  # the manifest alone is no proof that this cluster ever joined
         if name in now:
             found.append(_rename(fleet, now[name], old_cluster_name))
         else:

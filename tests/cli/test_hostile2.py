@@ -455,7 +455,8 @@ def test_a_cluster_that_left_is_still_disconnected(rendered: tuple[Path, Path]) 
     fleet, out = rendered
     dump(fleet, fleet_without("edge-2"))
     result = run_cli("render", fleet, "-o", out)
-    assert result.exit_code == 0 and "kubectl delete cluster edge-2" in result.output
+    assert result.exit_code == 0
+    assert "kubectl delete clusters.dist.kio.kasten.io edge-2" in result.output
 
 
 @pytest.mark.parametrize("kind", ["deep", "fifo"])

@@ -201,7 +201,7 @@ def test_eso_objects_write_out_every_default_of_the_eso_crds(tmp_path: Path) -> 
         for obj in by_kind(out, kind):
             assert eso_defaults_left_out(obj["spec"], schema["properties"]["spec"]) == [], obj
             checked += 1
-    assert checked == 4  # the PushSecret, two mc-joins, one profile's credentials
+    assert checked == 5  # the PushSecret, three mc-joins (lab-1 joins by token), credentials
     assert eso_defaults_left_out({"target": {}}, {"properties": {"target": {"properties": {
         "creationPolicy": {"default": "Owner"}}}}}) == [".target.creationPolicy (default 'Owner')"]
 

@@ -396,53 +396,80 @@ def schema() -> None:
     click.echo((data_dir("schemas") / "fleet.schema.json").read_text(encoding="utf-8"), nl=False)
 
 
+INIT_FLAGS = {"name": "--name", "primary": "--primary", "ingress": "--ingress",
+              "secondaries": "--secondary", "version": "--k10-version", "engine": "--engine",
+              "token_mode": "--token-mode", "store": "--store", "repo_url": "--repo-url"}
+ENGINES = ["argocd", "flux", "none"]
+
+
 @main.command()
 @click.argument("path", default="fleet.yaml", type=click.Path(dir_okay=False))
-@click.option("--name", help="Fleet name (DNS-1123 label).")
-@click.option("--primary", help="The primary cluster's name.")
-@click.option("--ingress", help="The primary's dashboard URL, e.g. https://primary.example.com/k10.")
+@click.option("--name", help="Fleet name (DNS-1123 label); default: the folder's name, "
+                             "made DNS-safe.")
+@click.option("--primary", help="The primary cluster's name (required, or asked on a "
+                                "terminal).")
+@click.option("--ingress", help="The primary's dashboard URL, e.g. "
+                                "https://primary.example.com/k10 (required, or asked).")
 @click.option("--secondary", "secondaries", multiple=True, help="A secondary's name (repeatable).")
 @click.option("--k10-version", "version", default="7.5.2", show_default=True)
-@click.option("--engine", type=click.Choice(["argocd", "flux", "none"]), default="argocd",
-              show_default=True)
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="GitOps engine that applies the tree  [default: none; asked on a terminal]")
 @click.option("--token-mode", type=click.Choice(["sops", "external-secrets", "vault-plugin",
                                                  "plain"]), default="sops", show_default=True)
 @click.option("--store", default="", help="Secret store URI (default vault://secret/k10fleet/NAME).")
-@click.option("--repo-url", default="", help="Git repository the engine follows.")
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--repo-url", default="", help="Git repository the engine follows (needed for "
+                                              "argocd and flux).")
+@click.option("--force", is_flag=True, help="Overwrite an existing fleet file.")
 @FORMAT_OPTION
 @handle_errors
 def init(path: str, name: str | None, primary: str | None, ingress: str | None,
-         secondaries: tuple[str, ...], version: str, engine: str, token_mode: str, store: str,
-         repo_url: str, force: bool, output_format: str) -> None:
-    """Create a commented fleet.yaml from flags, or by asking on a terminal."""
-    from generator.scaffold import Answers, scaffold_text, write_fleet
+         secondaries: tuple[str, ...], version: str, engine: str | None, token_mode: str,
+         store: str, repo_url: str, force: bool, output_format: str) -> None:
+    """Create a commented fleet.yaml (plus fleet.schema.json and .gitignore entries beside
+    it) from flags, or by asking on a terminal."""
+    from generator import scaffold
 
+    name = name or scaffold.default_name(path)
     if _interactive():
-        name = name or click.prompt("Fleet name", default="demo")
+        name = click.prompt("Fleet name", default=name)
         primary = primary or click.prompt("Primary cluster name", default="primary-1")
         ingress = ingress or click.prompt("Primary dashboard URL",
                                           default=f"https://{primary}.example.com/k10")
         if not secondaries:
             listed = click.prompt("Secondary cluster names (comma-separated)", default="edge-1")
             secondaries = tuple(s.strip() for s in listed.split(",") if s.strip())
+        engine = engine or click.prompt("GitOps engine", type=click.Choice(ENGINES),
+                                        default="none")
         if engine in ("argocd", "flux") and not repo_url:
             repo_url = click.prompt("Git repository URL the engine follows")
-    missing = [flag for flag, value in (("--name", name), ("--primary", primary),
-                                        ("--ingress", ingress)) if not value]
+    engine = engine or "none"
+    missing = [flag for flag, value in (("--primary", primary), ("--ingress", ingress))
+               if not value]
     if engine in ("argocd", "flux") and not repo_url:
-        missing.append("--repo-url")
+        missing.append(f"--repo-url (needed with --engine {engine})")
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or run on a terminal to be asked)")
-    assert name and primary and ingress
-    text = scaffold_text(Answers(name=name, primary=primary, ingress=ingress,
-                                 secondaries=list(secondaries), version=version, engine=engine,
-                                 token_mode=token_mode, store=store, repo_url=repo_url))
-    write_fleet(path, text, force=force)
+    assert primary and ingress
+    try:
+        text = scaffold.scaffold_text(scaffold.Answers(
+            name=name, primary=primary, ingress=ingress, secondaries=list(secondaries),
+            version=version, engine=engine, token_mode=token_mode, store=store,
+            repo_url=repo_url))
+    except scaffold.BadAnswers as e:
+        raise click.UsageError("\n".join(
+            f"invalid value for {INIT_FLAGS.get(field, 'the flags')}"
+            f"{f' {value!r}' if field else ''}: {message}"
+            for field, value, message in e.problems)) from None
+    scaffold.write_fleet(path, text, force=force)
+    schema_file = scaffold.write_schema(path)
+    gitignore, added = scaffold.update_gitignore(path)
     if output_format == "json":
-        click.echo(json.dumps({"created": path}))
+        click.echo(json.dumps({"created": os.path.abspath(path), "schema": schema_file,
+                               "gitignore": gitignore, "gitignore_added": added}))
     else:
-        click.echo(f"created {path}; next: k10fleet validate {path} && k10fleet render {path}")
+        click.echo(f"created {os.path.abspath(path)} and {schema_file}"
+                   + (f"; added {', '.join(added)} to {gitignore}" if added else ""))
+        click.echo(f"next: k10fleet validate {path} && k10fleet render {path}")
 
 
 @main.command()

@@ -26,9 +26,10 @@ FORMAT_OPTION = click.option(
     "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
     show_default=True, help="Report as human-readable text or as JSON on stdout.",
 )
-OUTPUT_OPTION = click.option("-o", "--output", "out_dir", default="output", show_default=True,
+OUTPUT_OPTION = click.option("-o", "--output", "out_dir", default=None,
                              type=click.Path(file_okay=False),
-                             help="Directory of the rendered tree.")
+                             help="Directory of the rendered tree  [default: gitops.path "
+                                  "(output) beside FLEET, wherever you run from]")
 FLEET_ARGUMENT = click.argument("fleet", default="fleet.yaml", metavar="[FLEET]",
                                 type=click.Path(dir_okay=False))
 
@@ -161,11 +162,13 @@ def validate(fleets: tuple[str, ...], output_format: str) -> None:
               help="Write nothing; exit 1 listing files that are missing, differ or are extra.")
 @FORMAT_OPTION
 @handle_errors
-def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
-    """Render FLEET into the GitOps tree (default ./output)."""
+def render(fleet: str, out_dir: str | None, check: bool, output_format: str) -> None:
+    """Render FLEET into the GitOps tree (default: output/ beside FLEET)."""
     from generator import pipeline
 
     outcome = pipeline.render(fleet, out_dir, check=check, progress=progress_for("writing"))
+    again = f" -o {out_dir}" if out_dir else ""
+    out_dir = outcome.out_dir
     if output_format == "json":
         report: dict[str, Any] = {"fleet": outcome.fleet_name, "output": out_dir,
                                   "warnings": [p.as_text() for p in outcome.warnings],
@@ -189,7 +192,7 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
             if drift.clean:
                 click.echo(f"{out_dir} is up to date with {fleet}")
             else:
-                click.echo(f"{out_dir} is out of date: run `k10fleet render {fleet} -o {out_dir}`"
+                click.echo(f"{out_dir} is out of date: run `k10fleet render {fleet}{again}`"
                            " and commit the result", err=True)
         elif outcome.written is not None:
             w = outcome.written
@@ -200,7 +203,7 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
             shown = ", ".join(pending[:3]) + (f" and {len(pending) - 3} more"
                                               if len(pending) > 3 else "")
             click.echo(f"{len(pending)} Secret file(s) are not in the tree yet ({shown}): run "
-                       f"`k10fleet inject {fleet} -o {out_dir}`", err=True)
+                       f"`k10fleet inject {fleet}{again}`", err=True)
         if outcome.disconnect:
             click.echo("Secondaries left the fleet. Removing their files disconnects nothing; "
                        "to disconnect them, run against the primary:")
@@ -297,7 +300,7 @@ def token_import(fleet: str, source: str, output_format: str) -> None:
               help="plain mode: folder (outside any Git work tree) for plaintext Secrets.")
 @FORMAT_OPTION
 @handle_errors
-def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None,
+def inject(fleet: str, out_dir: str | None, age: tuple[str, ...], plain_dir: str | None,
            output_format: str) -> None:
     """Fill every secondary's mc-join, and global profiles' credentials, from the stores."""
     from generator import tokens
@@ -306,7 +309,7 @@ def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None
     if output_format == "json":
         click.echo(json.dumps({
             "plain_files": outcome.plain_files, "encryptions": outcome.encryptions,
-            "unchanged": outcome.kept,
+            "unchanged": outcome.kept, "output": outcome.out_dir or None,
             "written": outcome.written.written if outcome.written else [],
         }, indent=2))
         return
@@ -319,7 +322,7 @@ def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None
     written = outcome.written
     changed = len(written.written) if written else 0
     click.echo(f"secrets: {outcome.encryptions} encryption(s), {outcome.kept} unchanged; "
-               f"{changed} file(s) written into {out_dir}")
+               f"{changed} file(s) written into {outcome.out_dir}")
 
 
 @main.command()
@@ -477,16 +480,29 @@ def init(path: str, name: str | None, primary: str | None, ingress: str | None,
 @OUTPUT_OPTION
 @click.option("--color/--no-color", default=None,
               help="Colour the diff (default: on a terminal, unless NO_COLOR is set).")
-@FORMAT_OPTION
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]),
+              default="text", show_default=True,
+              help="A unified diff, JSON, or a Markdown summary for a pull request.")
 @handle_errors
-def diff(fleet: str, out_dir: str, color: bool | None, output_format: str) -> None:
-    """Show, as a unified diff, what render would change; exit 1 when it would change anything."""
+def diff(fleet: str, out_dir: str | None, color: bool | None, output_format: str) -> None:
+    """Show what render would change in the tree; exit 1 when it would change anything.
+
+    --format markdown summarises the change for a pull request: clusters joining and
+    leaving (with their disconnect commands), K10 versions, Helm values per cluster,
+    token objects touched and the Secrets that need inject. Give a base branch's tree
+    with -o to compare against it.
+    """
     from generator import pipeline
 
-    _, changes = pipeline.diff(fleet, out_dir)
+    result = pipeline.diff(fleet, out_dir)
+    changes = result.changes
     if output_format == "json":
         click.echo(json.dumps([{"path": c.path, "status": c.status, "diff": c.diff}
                                for c in changes], indent=2))
+    elif output_format == "markdown":
+        from generator import summary
+
+        click.echo(summary.as_markdown(summary.build_summary(result), fleet), nl=False)
     else:
         if color is None:
             color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -504,6 +520,6 @@ def diff(fleet: str, out_dir: str, color: bool | None, output_format: str) -> No
                 click.echo(click.style(line, **style) if color and style else line,
                            color=color)
         if not changes:
-            click.echo(f"{out_dir} is up to date with {fleet}")
+            click.echo(f"{result.out_dir} is up to date with {fleet}")
     if changes:
         raise click.exceptions.Exit(1)

@@ -6,12 +6,13 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator.errors import InvalidInput, UsageFailure
+from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
 from generator.fleet.model import MC_NAMESPACE, Fleet
 from generator.fleet.validate import load_fleet
@@ -41,6 +42,63 @@ class RenderOutcome:
     drift: Drift | None = None
     disconnect: list[str] = field(default_factory=list)
     awaiting_inject: list[str] = field(default_factory=list)  # sops files inject will write
+
+
+def fleet_output_dir(fleet_path: str, fleet: Fleet) -> str:
+    """Where the tree goes unless ``-o`` says otherwise: ``<fleet's folder>/<gitops.path>``
+    (absolute), wherever the command runs from."""
+    return os.path.join(os.path.dirname(os.path.abspath(fleet_path)), fleet.gitops.path)
+
+
+_GITOPS_KEY = re.compile(r"^( +)gitops: *(#.*)?$")
+_PLAIN_KEY = re.compile(r"^ *([A-Za-z]+):(?: +(.*))?$")
+_PLAIN_PATH = re.compile(r"^([A-Za-z0-9._/-]+) *(#.*)?$")
+_UNSURE = re.compile(r"[&*<{}\[\]\"'!|>]")  # anchors, aliases, merges, flow or quoted text
+
+
+def _gitops_path_hint(text: str) -> str | None:
+    """``gitops.path`` of a block-style fleet read without parsing it (for the unchanged
+    re-render, which never parses), or None when the text is anything less plain."""
+    lines = text.split("\n")
+    heads = [i for i, line in enumerate(lines) if line.lstrip().startswith("gitops")]
+    if not heads and "gitops" not in text.replace("gitops.", "").replace("gitops-", ""):
+        return "output"
+    match = _GITOPS_KEY.match(lines[heads[0]]) if len(heads) == 1 else None
+    if match is None:
+        return None
+    indent = len(match.group(1))
+    parents = [line for line in lines[:heads[0]] if line.strip()
+               and not line.lstrip().startswith("#") and len(line) - len(line.lstrip()) < indent]
+    if not parents or parents[-1].rstrip() != "spec:":
+        return None
+    found, child = "output", -1
+    for line in lines[heads[0] + 1:]:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        depth = len(line) - len(line.lstrip())
+        if depth <= indent:
+            break
+        key = _PLAIN_KEY.match(line)
+        if child not in (-1, depth) or key is None or _UNSURE.search(line.split("#")[0]):
+            return None
+        child = depth
+        if key.group(1) == "path":
+            value = _PLAIN_PATH.match(key.group(2) or "")
+            if value is None:
+                return None
+            found = value.group(1)
+    return found.strip("/") or "."
+
+
+def guessed_output_dir(fleet_path: str) -> str | None:
+    """:func:`fleet_output_dir` without loading the fleet, when its text is plain enough."""
+    try:
+        with open(fleet_path, encoding="utf-8") as handle:
+            hint = _gitops_path_hint(handle.read())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None if hint is None else os.path.join(
+        os.path.dirname(os.path.abspath(fleet_path)), hint)
 
 
 def guard_output_dir(out_dir: str, fleet_path: str) -> None:
@@ -209,32 +267,43 @@ def _unchanged_since_last_run(out_dir: str, inputs: str | None) -> Manifest | No
     return manifest if _signatures(out_dir, manifest) == recorded else None
 
 
-def render(fleet_path: str, out_dir: str, *, check: bool = False,
+def _make_parent(out_dir: str) -> None:
+    """A nested gitops.path (deploy/tree) gets its parent folders, for the tree's lock."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot create the folder of {out_dir}: {e.strerror}") from e
+
+
+def render(fleet_path: str, out_dir: str | None, *, check: bool = False,
            limits: LoadLimits | None = None,
            progress: Callable[[int, int], None] | None = None) -> RenderOutcome:
     """Validate, render and either write the tree or (``check``) report its drift.
 
     When the fleet, k10fleet and its templates are unchanged since the tree was written
     (the manifest records their digest) and every recorded file is intact, there is
-    nothing to do and nothing is rendered.
+    nothing to do and nothing is rendered. Without ``out_dir`` the tree is the fleet's own
+    (:func:`fleet_output_dir`).
     """
     inputs = input_fingerprint(fleet_path)
-    if os.path.isfile(os.path.join(out_dir, MANIFEST)):
-        guard_output_dir(out_dir, fleet_path)
-        unchanged = _unchanged_since_last_run(out_dir, inputs)
+    known = out_dir or guessed_output_dir(fleet_path)
+    if known and os.path.isfile(os.path.join(known, MANIFEST)):
+        guard_output_dir(known, fleet_path)
+        unchanged = _unchanged_since_last_run(known, inputs)
         if unchanged is not None:
-            outcome = RenderOutcome(str(unchanged.meta.get("fleet", "")), out_dir)
+            outcome = RenderOutcome(str(unchanged.meta.get("fleet", "")), os.path.abspath(known))
             if check:
                 outcome.drift = Drift()
             else:
                 outcome.written = WriteResult(unchanged=len(unchanged.files) + 1)
             return outcome
     fleet, warnings = load_fleet(fleet_path, limits)
+    out_dir = out_dir or fleet_output_dir(fleet_path, fleet)
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
     files, clusters = desired_files(fleet, out_dir, old)
     meta = manifest_meta(fleet, clusters)
-    outcome = RenderOutcome(fleet.name, out_dir, warnings,
+    outcome = RenderOutcome(fleet.name, os.path.abspath(out_dir), warnings,
                             disconnect=disconnect_commands(fleet, old))
     if fleet.tokens.mode == "sops":
         outcome.awaiting_inject = [p for p in injected_paths(fleet) if p not in files]
@@ -243,6 +312,7 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
         if outcome.drift.clean:
             remember_inputs(out_dir, inputs)
     else:
+        _make_parent(out_dir)
         outcome.written = write_tree(out_dir, files, meta, progress)
         remember_inputs(out_dir, inputs)
     return outcome
@@ -255,11 +325,21 @@ class FileDiff:
     diff: str
 
 
-def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
+@dataclass
+class DiffResult:
+    fleet: Fleet
+    out_dir: str  # absolute
+    changes: list[FileDiff]
+    files: dict[str, FileSpec]  # the tree render would write
+    old: Manifest  # what the tree on disk holds
+
+
+def diff(fleet_path: str, out_dir: str | None) -> DiffResult:
     """Unified diffs of what ``render`` would change (the human form of ``render --check``)."""
     import difflib
 
     fleet, _ = load_fleet(fleet_path)
+    out_dir = out_dir or fleet_output_dir(fleet_path, fleet)
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
     files, clusters = desired_files(fleet, out_dir, old)
@@ -284,4 +364,4 @@ def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
                       if rel in files else [])
             lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
             result.append(FileDiff(rel, status, "".join(lines) or f"(mode of {rel} differs)\n"))
-    return fleet, result
+    return DiffResult(fleet, os.path.abspath(out_dir), result, files, old)

@@ -224,6 +224,7 @@ class InjectOutcome:
     plain_files: list[str] = field(default_factory=list)
     encryptions: int = 0
     kept: int = 0
+    out_dir: str = ""  # the tree written (absolute)
 
 
 def _join_targets(fleet: Fleet) -> list[Cluster]:
@@ -337,7 +338,7 @@ def _write_plain(fleet: Fleet, plain_dir: str, joined: JoinToken,
     return written
 
 
-def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),
+def inject(fleet_path: str, out_dir: str | None, *, age: Sequence[str] = (),
            plain_dir: str | None = None) -> InjectOutcome:
     """Fill every secondary's mc-join from the store: SOPS files in the tree, or plain files."""
     from generator import pipeline
@@ -362,13 +363,14 @@ def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),
                                                              credentials))
     if plain_dir:
         raise UsageFailure("--plain-dir is for tokens.mode plain; this fleet uses sops")
+    out_dir = out_dir or pipeline.fleet_output_dir(fleet_path, fleet)
     pipeline.guard_output_dir(out_dir, fleet_path)
     for rel in pipeline.injected_paths(fleet):  # configuration problems before the stores
         age_recipients(out_dir, age, rel)
     old = read_manifest(out_dir)
     joined = read_token(fleet, _join_targets(fleet))  # all reads before any write
     credentials = read_profile_credentials(fleet)
-    outcome = InjectOutcome(fleet)
+    outcome = InjectOutcome(fleet, out_dir=os.path.abspath(out_dir))
     injected = _sops_files(out_dir, old, _secret_plaintexts(fleet, joined, credentials), age,
                            outcome)
     files, clusters = pipeline.desired_files(fleet, out_dir, old, injected=injected)

@@ -1,0 +1,138 @@
+"""A new user's first hour: paths relative to the fleet, and the pull-request summary."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from generator import pipeline
+from generator.fleet.validate import load_fleet
+from tests.conftest import example_fleet, run_cli
+
+WriteFleet = Callable[..., Path]
+
+
+def test_render_from_another_directory_writes_beside_the_fleet(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "fleet.yaml").write_text(yaml.safe_dump(example_fleet(), sort_keys=False))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    first = run_cli("render", repo / "fleet.yaml")
+    assert first.exit_code == 0, first.output
+    assert f"into {repo / 'output'}:" in first.output
+    assert (repo / "output" / ".k10fleet-manifest.json").is_file()
+    assert (repo / ".output.lock").exists() and (repo / ".output.k10fleet-cache.json").exists()
+    assert list(elsewhere.iterdir()) == []
+    again = run_cli("render", "../repo/fleet.yaml")  # a relative fleet path, unchanged tree
+    assert again.exit_code == 0 and f"into {repo / 'output'}:" in again.output
+    assert "0 written" in again.output
+    check = run_cli("render", repo / "fleet.yaml", "--check")
+    assert check.exit_code == 0 and f"{repo / 'output'} is up to date" in check.output
+    diff = run_cli("diff", repo / "fleet.yaml")
+    assert diff.exit_code == 0 and f"{repo / 'output'} is up to date" in diff.output
+
+
+def test_gitops_path_decides_the_default_tree(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    data = example_fleet()
+    data["spec"]["gitops"]["path"] = "deploy/tree"
+    (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.chdir("/")
+    result = run_cli("render", tmp_path / "fleet.yaml")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "deploy" / "tree" / "argocd" / "edge-1.yaml").is_file()
+    assert not (tmp_path / "output").exists()
+    explicit = tmp_path / "mine"
+    assert run_cli("render", tmp_path / "fleet.yaml", "-o", explicit).exit_code == 0
+    assert (explicit / ".k10fleet-manifest.json").is_file()
+
+
+@pytest.mark.parametrize(("text", "hint"), [
+    ("spec:\n  gitops:\n    engine: none\n    path: deploy/out/  # here\n  tokens: {}\n",
+     "deploy/out"),
+    ("spec:\n  gitops:\n    engine: argocd\n    repoURL: https://git.example.com/x-gitops.git\n",
+     "output"),
+    ("spec:\n  tokens: {}\n", "output"),
+    ("spec:\n  gitops: {path: x}\n", None),
+    ("spec:\n  gitops:\n    path: 'x'\n", None),
+    ("spec:\n  gitops: &g\n    path: x\n", None),
+    ("spec:\n  gitops:\n    <<: *base\n", None),
+    ("kind: |\n  gitops:\n    path: x\n", None),
+])
+def test_the_unparsed_path_hint_is_exact_or_unsure(text: str, hint: str | None) -> None:
+    assert pipeline._gitops_path_hint(text) == hint
+
+
+def test_hint_agrees_with_the_loader_on_the_example() -> None:
+    from tests.conftest import REPO
+
+    fleet, _ = load_fleet(str(REPO / "fleet.yaml"))
+    assert pipeline.guessed_output_dir(str(REPO / "fleet.yaml")) == \
+        pipeline.fleet_output_dir(str(REPO / "fleet.yaml"), fleet)
+
+
+def _change(data: dict[str, Any]) -> None:
+    secondaries = data["spec"]["secondaries"]
+    secondaries[:] = [s for s in secondaries if s["name"] != "edge-2"]
+    secondaries.append({"name": "edge-9", "labels": {"env": "prod"}})
+    secondaries[0].setdefault("kasten", {})["version"] = "7.5.3"
+    data["spec"]["primary"].setdefault("values", {})["logLevel"] = "debug"
+
+
+def test_markdown_summary_of_a_fleet_change(write_fleet: WriteFleet, tmp_path: Path) -> None:
+    data = example_fleet()
+    fleet = write_fleet(data)
+    assert run_cli("render", fleet).exit_code == 0
+    same = run_cli("diff", fleet, "--format", "markdown")
+    assert same.exit_code == 0 and "No change" in same.output
+    _change(data)
+    write_fleet(data)
+    result = run_cli("diff", fleet, "--format", "markdown")
+    assert result.exit_code == 1, result.output
+    text = result.output
+    sections = [line for line in text.splitlines() if line.startswith("### ")]
+    assert sections == ["### Clusters joining", "### Clusters leaving", "### K10 versions",
+                        "### Helm values changed",
+                        "### Secrets that need `k10fleet inject`"]
+    joining = text.split("### Clusters joining")[1].split("###")[0]
+    assert "`edge-9`" in joining and "edge-1" not in joining
+    assert "kubectl delete cluster edge-2 -n kasten-io-mc --context primary-1" in text
+    assert "| `edge-1` | 7.5.2 | 7.5.3 |" in text
+    assert "+logLevel: debug" in text and "<code>primary-1</code>" in text
+    assert "`clusters/edge-9/mc-join.sops.yaml`" in text
+    assert "| `clusters/edge-2/mc-join-config.yaml` | removed |" in text
+    assert "| `argocd/edge-9.yaml` | added |" in text
+    assert str(tmp_path / "output") in text
+    # the tree itself is untouched: diff writes nothing
+    assert not (tmp_path / "output" / "clusters" / "edge-9").exists()
+
+
+def test_markdown_summary_against_a_base_tree_and_token_changes(
+        write_fleet: WriteFleet, tmp_path: Path) -> None:
+    """A PR job renders the base branch's fleet into a folder and compares the PR with it."""
+    data = example_fleet()
+    fleet = write_fleet(data)
+    base = tmp_path / "base-output"
+    assert run_cli("render", fleet, "-o", base).exit_code == 0
+    data["spec"]["tokens"] = {"mode": "external-secrets",
+                              "store": "vault://secret/k10fleet/demo"}
+    for profile in data["spec"].get("profiles", []):
+        profile.get("credentials", {}).pop("store", None)
+        profile["credentials"]["store"] = "vault://secret/k10fleet/profiles/s3"
+    write_fleet(data)
+    result = run_cli("diff", fleet, "-o", base, "--format", "markdown")
+    assert result.exit_code == 1, result.output
+    tokens = result.output.split("### Tokens and stores")[1].split("###")[0]
+    assert "`clusters/primary-1/join-token-push-secret.yaml` (added)" in tokens
+    assert "`clusters/edge-1/mc-join-external-secret.yaml` (added)" in tokens
+    assert "store `vault://secret/k10fleet/demo`" in tokens
+    assert "need `k10fleet inject`" not in result.output  # ESO fetches at sync time
+    assert os.path.isdir(base / "clusters")

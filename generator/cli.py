@@ -214,7 +214,7 @@ def render(fleet: str, out_dir: str | None, check: bool, output_format: str) -> 
 
 
 @main.command()
-@click.argument("directory", default="output", metavar="[DIR]",
+@click.argument("directory", default=None, required=False, metavar="[DIR]",
                 type=click.Path(file_okay=False))
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "junit"]),
               default="text", show_default=True, help="Report format on stdout.")
@@ -235,12 +235,18 @@ def render(fleet: str, out_dir: str | None, check: bool, output_format: str) -> 
 @click.option("--fleet", type=click.Path(dir_okay=False),
               help="Also verify the tree is what this fleet renders (render --check).")
 @handle_errors
-def check(directory: str, output_format: str, kubernetes_version: str,
+def check(directory: str | None, output_format: str, kubernetes_version: str,
           schema_locations: tuple[str, ...], strict: bool, k10_chart: str | None,
           kubeconform_option: str | None, kustomize: bool, fleet: str | None) -> None:
-    """Validate a rendered tree offline, as CI would (default ./output)."""
+    """Validate a rendered tree offline, as CI would (default ./output, or the tree of
+    --fleet)."""
     from generator.check import report as reporters
     from generator.check.run import CheckOptions, run_check
+
+    if directory is None:
+        from generator import pipeline
+
+        directory = pipeline.default_output_dir(fleet) if fleet else "output"
 
     result = run_check(CheckOptions(
         root=directory, kubernetes_version=kubernetes_version,

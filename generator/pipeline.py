@@ -101,6 +101,12 @@ def guessed_output_dir(fleet_path: str) -> str | None:
         os.path.dirname(os.path.abspath(fleet_path)), hint)
 
 
+def default_output_dir(fleet_path: str) -> str:
+    """:func:`fleet_output_dir`, loading the fleet only when its text is not plain enough."""
+    guess = guessed_output_dir(fleet_path)
+    return guess if guess is not None else fleet_output_dir(fleet_path, load_fleet(fleet_path)[0])
+
+
 def guard_output_dir(out_dir: str, fleet_path: str) -> None:
     """The output tree is swapped as a whole, so it must be a folder of its own."""
     out = os.path.realpath(out_dir)

@@ -136,3 +136,15 @@ def test_markdown_summary_against_a_base_tree_and_token_changes(
     assert "store `vault://secret/k10fleet/demo`" in tokens
     assert "need `k10fleet inject`" not in result.output  # ESO fetches at sync time
     assert os.path.isdir(base / "clusters")
+
+
+def test_dotted_values_key_warns(write_fleet: WriteFleet) -> None:
+    data = example_fleet()
+    data["spec"]["primary"]["values"] = {"multicluster.primary.name": "hq",
+                                         "global": {"podAnnotations": {"a.io/b": "x"}}}
+    result = run_cli("validate", write_fleet(data))
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if ": warning: " in line]
+    assert len(warnings) == 1, result.output  # nested dotted keys (annotations) are fine
+    assert "'multicluster.primary.name' has dots" in warnings[0]
+    assert "multicluster: {primary: {name: ...}}" in warnings[0]

@@ -12,7 +12,7 @@ import yaml
 
 from generator import pipeline
 from generator.fleet.validate import load_fleet
-from tests.conftest import example_fleet, run_cli
+from tests.conftest import REPO, example_fleet, run_cli
 
 WriteFleet = Callable[..., Path]
 
@@ -72,8 +72,6 @@ def test_the_unparsed_path_hint_is_exact_or_unsure(text: str, hint: str | None) 
 
 
 def test_hint_agrees_with_the_loader_on_the_example() -> None:
-    from tests.conftest import REPO
-
     fleet, _ = load_fleet(str(REPO / "fleet.yaml"))
     assert pipeline.guessed_output_dir(str(REPO / "fleet.yaml")) == \
         pipeline.fleet_output_dir(str(REPO / "fleet.yaml"), fleet)
@@ -148,3 +146,63 @@ def test_dotted_values_key_warns(write_fleet: WriteFleet) -> None:
     assert len(warnings) == 1, result.output  # nested dotted keys (annotations) are fine
     assert "'multicluster.primary.name' has dots" in warnings[0]
     assert "multicluster: {primary: {name: ...}}" in warnings[0]
+
+
+def _summary_script(recipe: str) -> str:
+    """The shell of the recipe's summary step (GitHub) or job (GitLab), without the post."""
+    data = yaml.safe_load((REPO / "examples/ci" / recipe).read_text())
+    if "jobs" in data:
+        steps = data["jobs"]["validate"]["steps"]
+        script: str = next(s["run"] for s in steps if s.get("name") == "Summarise the fleet change")
+        return script.replace("${{ github.base_ref }}", "main")
+    return "\n".join(line for line in data["fleet-summary"]["script"] if "curl" not in line)
+
+
+@pytest.mark.parametrize("recipe", ["github-actions.yml", "gitlab-ci.yml"])
+def test_ci_recipes_summarise_a_pull_request(recipe: str, tmp_path: Path) -> None:
+    """The recipes' summary step on a real Git repository: main holds the fleet and its
+    tree, the pull request adds a secondary; the step must describe exactly that."""
+    import shlex
+    import subprocess
+    import sys
+
+    def git(*args: str, cwd: Path) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                       cwd=cwd, check=True, capture_output=True)
+
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git("init", "-q", "-b", "main", cwd=origin)
+    data = example_fleet()
+    (origin / "fleet.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    assert run_cli("render", origin / "fleet.yaml").exit_code == 0
+    git("add", "-A", cwd=origin)
+    git("commit", "-qm", "fleet", cwd=origin)
+    work = tmp_path / "work"
+    git("clone", "-q", str(origin), str(work), cwd=tmp_path)
+    git("checkout", "-qb", "pr", cwd=work)
+    data["spec"]["secondaries"].append({"name": "edge-7", "labels": {"env": "prod"}})
+    (work / "fleet.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    assert run_cli("render", work / "fleet.yaml").exit_code == 0
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "add edge-7", cwd=work)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "k10fleet"
+    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m generator \"$@\"\n")
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(REPO),
+           "RUNNER_TEMP": str(tmp_path / "runner"), "GITHUB_STEP_SUMMARY": str(tmp_path / "s.md"),
+           "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
+    (tmp_path / "runner").mkdir()
+    script = _summary_script(recipe).replace("/tmp/base", str(tmp_path / "gl-base"))
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, env=env,
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    summary = (work / "k10fleet-summary.md").read_text()
+    joining = summary.split("### Clusters joining")[1].split("###")[0]
+    assert "`edge-7`" in joining and "edge-1" not in joining
+    assert "| `argocd/edge-7.yaml` | added |" in summary
+    assert "Clusters leaving" not in summary
+    if recipe == "github-actions.yml":
+        assert (tmp_path / "s.md").read_text() == summary

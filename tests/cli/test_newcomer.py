@@ -206,3 +206,24 @@ def test_ci_recipes_summarise_a_pull_request(recipe: str, tmp_path: Path) -> Non
     assert "Clusters leaving" not in summary
     if recipe == "github-actions.yml":
         assert (tmp_path / "s.md").read_text() == summary
+
+
+def test_documented_eso_store_is_a_valid_cluster_secret_store() -> None:
+    """docs/secrets.md's ClusterSecretStore matches ESO's published schema and the names
+    k10fleet's rendered objects reference."""
+    import json
+
+    import jsonschema
+
+    from tests.conftest import SHARED
+
+    text = (REPO / "docs" / "secrets.md").read_text()
+    block = text.split("## The External Secrets store")[1].split("```yaml\n")[1].split("```")[0]
+    store = yaml.safe_load(block)
+    schema = json.loads((SHARED / "crd-schemas/external-secrets.io/"
+                         "clustersecretstore_v1.json").read_text())
+    jsonschema.validate(store, schema)
+    assert store["metadata"]["name"] == "k10fleet" and store["kind"] == "ClusterSecretStore"
+    pushed = (REPO / "tests/golden/trees/argocd-external-secrets/clusters/primary-1/"
+              "join-token-push-secret.yaml").read_text()
+    assert "kind: ClusterSecretStore" in pushed and "name: k10fleet" in pushed

@@ -227,3 +227,39 @@ def test_documented_eso_store_is_a_valid_cluster_secret_store() -> None:
     pushed = (REPO / "tests/golden/trees/argocd-external-secrets/clusters/primary-1/"
               "join-token-push-secret.yaml").read_text()
     assert "kind: ClusterSecretStore" in pushed and "name: k10fleet" in pushed
+
+
+def _readme_blocks(section: str) -> list[str]:
+    text = (REPO / "README.md").read_text()
+    body = text.split(f"## {section}")[1].split("\n## ")[0]
+    return [block.split("```")[0] for block in body.split("```bash\n")[1:]]
+
+
+def test_readme_walk_offline_part_runs_as_written(tmp_path: Path) -> None:
+    """The README's first walk block (no clusters needed) runs verbatim in a fresh HOME."""
+    import shlex
+    import subprocess
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "k10fleet"
+    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m generator \"$@\"\n")
+    shim.chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO),
+           "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    first = _readme_blocks("Five minutes")[0]
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", first], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    fleet = home / "fleets/demo"
+    assert yaml.safe_load((fleet / "fleet.yaml").read_text())["metadata"]["name"] == "demo"
+    assert (fleet / "output/clusters/edge-1/mc-join-config.yaml").is_file()
+    assert f"into {fleet / 'output'}:" in done.stdout
+
+
+def test_readme_test_command_is_the_ci_command() -> None:
+    ci = (REPO / ".ci/run").read_text().strip().splitlines()[-1]
+    assert ci in _readme_blocks("The two commands")[1].splitlines()

@@ -295,6 +295,16 @@ def tokens(doc: LoadedDocument) -> Iterator[Problem]:
                               rule="tokens")
 
 
+def eso_store(doc: LoadedDocument) -> Iterator[Problem]:
+    """The opt-in ESO store serves external-secrets mode only."""
+    mode = _get(doc.data, "spec", "tokens", "mode") or "sops"
+    if _get(doc.data, "spec", "tokens", "externalSecrets", "vault") is not None \
+            and mode != "external-secrets":
+        yield doc.problem(("spec", "tokens", "externalSecrets", "vault"), "renders an External "
+                          f"Secrets store, which tokens.mode {mode} never uses; set tokens.mode "
+                          "external-secrets or remove it", rule="tokens")
+
+
 def gitops(doc: LoadedDocument) -> Iterator[Problem]:
     """Argo CD and Flux need to know which repository to follow."""
     engine = _get(doc.data, "spec", "gitops", "engine")
@@ -356,7 +366,7 @@ def cluster_ingress_version(doc: LoadedDocument) -> Iterator[Problem]:
 
 RULES: tuple[Rule, ...] = (
     unique_names, urls, versions, owned_values, dotted_values, values_are_json, fips, namespaces,
-    tokens, gitops, destinations, k10multicluster_joins, cluster_ingress_version,
+    tokens, eso_store, gitops, destinations, k10multicluster_joins, cluster_ingress_version,
 )
 
 

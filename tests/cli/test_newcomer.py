@@ -263,3 +263,54 @@ def test_readme_walk_offline_part_runs_as_written(tmp_path: Path) -> None:
 def test_readme_test_command_is_the_ci_command() -> None:
     ci = (REPO / ".ci/run").read_text().strip().splitlines()[-1]
     assert ci in _readme_blocks("The two commands")[1].splitlines()
+
+
+@pytest.mark.parametrize("kind", ["SecretStore", "ClusterSecretStore"])
+def test_opt_in_eso_store_is_rendered_and_valid(kind: str, tmp_path: Path) -> None:
+    """tokens.externalSecrets.vault renders the store every ESO object names, valid against
+    ESO's published CRD schema, where those objects live (primary and token-joined secondaries)."""
+    import json
+
+    import jsonschema
+
+    from tests.conftest import SHARED
+
+    case = REPO / "tests/cases/valid/external-secrets-store-rendered/fleet.yaml"
+    data = yaml.safe_load(case.read_text())
+    data["spec"]["tokens"]["externalSecrets"]["storeKind"] = kind
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert run_cli("render", fleet).exit_code == 0
+    schema = json.loads((SHARED / "crd-schemas/external-secrets.io" /
+                         f"{kind.lower()}_v1.json").read_text())
+    expected_namespaces = {"primary-1": "kasten-io-mc", "edge-1": "kasten-io", "edge-2": "k10"}
+    for cluster, namespace in expected_namespaces.items():
+        folder = tmp_path / "output/clusters" / cluster
+        store = yaml.safe_load((folder / "secret-store.yaml").read_text())
+        jsonschema.validate(store, schema)
+        assert store["kind"] == kind and store["metadata"]["name"] == "k10fleet-vault"
+        assert store["metadata"].get("namespace") == (namespace if kind == "SecretStore"
+                                                      else None)
+        assert store["spec"]["provider"]["vault"]["path"] == "kv"  # mount of tokens.store
+        assert "secret-store.yaml" in (folder / "kustomization.yaml").read_text()
+        users = [yaml.safe_load(p.read_text()) for p in folder.glob("*.yaml")
+                 if p.name in ("join-token-push-secret.yaml", "mc-join-external-secret.yaml")]
+        assert users, cluster
+        for user in users:
+            refs = user["spec"].get("secretStoreRefs") or [user["spec"]["secretStoreRef"]]
+            assert refs == [{"kind": kind, "name": "k10fleet-vault"}]
+            assert user["metadata"]["namespace"] == namespace
+
+
+def test_eso_store_needs_external_secrets_mode(write_fleet: WriteFleet) -> None:
+    data = example_fleet()
+    data["spec"]["tokens"]["externalSecrets"] = {
+        "vault": {"server": "https://vault.example.com:8200",
+                  "auth": {"kubernetes": {"role": "k10fleet"}}}}
+    result = run_cli("validate", write_fleet(data))
+    assert result.exit_code == 1
+    assert "$.spec.tokens.externalSecrets.vault: renders an External Secrets store, which " \
+        "tokens.mode sops never uses" in result.output
+    without = example_fleet()
+    assert not list(Path(REPO / "output").rglob("secret-store.yaml"))  # opt-in only
+    assert "vault" not in without["spec"]["tokens"].get("externalSecrets", {})

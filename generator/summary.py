@@ -22,10 +22,11 @@ from generator.render.fleet import (
     MC_JOIN_FILE,
     MC_JOIN_SOPS_FILE,
     PUSH_SECRET_FILE,
+    SECRET_STORE_FILE,
 )
 
 TOKEN_FILES = {JOIN_TOKEN_FILE, PUSH_SECRET_FILE, EXTERNAL_SECRET_FILE, MC_JOIN_FILE,
-               MC_JOIN_SOPS_FILE, KSOPS_GENERATOR_FILE}
+               MC_JOIN_SOPS_FILE, KSOPS_GENERATOR_FILE, SECRET_STORE_FILE}
 STATUS_WORDS = {"missing": "added", "differs": "changed", "extra": "removed"}
 VALUES_FILE = re.compile(r"^clusters/([^/]+)/k10-values\.yaml$")
 MAX_VALUES_LINES = 20

@@ -493,10 +493,11 @@ def init(path: str, name: str | None, primary: str | None, ingress: str | None,
 def diff(fleet: str, out_dir: str | None, color: bool | None, output_format: str) -> None:
     """Show what render would change in the tree; exit 1 when it would change anything.
 
-    --format markdown summarises the change for a pull request: clusters joining and
-    leaving (with their disconnect commands), K10 versions, Helm values per cluster,
-    token objects touched and the Secrets that need inject. Give a base branch's tree
-    with -o to compare against it.
+    --format markdown summarises the change for a pull request (and exits 0: it is a
+    report; render --check is the gate): clusters joining and leaving (with their
+    disconnect commands), K10 versions, Helm values per cluster, token objects touched
+    and the Secrets that need inject. Give a base branch's tree with -o to compare
+    against it.
     """
     from generator import pipeline
 
@@ -505,10 +506,11 @@ def diff(fleet: str, out_dir: str | None, color: bool | None, output_format: str
     if output_format == "json":
         click.echo(json.dumps([{"path": c.path, "status": c.status, "diff": c.diff}
                                for c in changes], indent=2))
-    elif output_format == "markdown":
+    elif output_format == "markdown":  # a report for a PR, not a gate: exit 0 either way
         from generator import summary
 
         click.echo(summary.as_markdown(summary.build_summary(result), fleet), nl=False)
+        return
     else:
         if color is None:
             color = sys.stdout.isatty() and "NO_COLOR" not in os.environ

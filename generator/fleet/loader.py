@@ -346,8 +346,8 @@ def _indentation_problem(text: str, line: int, message: str) -> tuple[int, int, 
     """The parser's words for misplaced indentation ("did not find expected key", "mapping
     values are not allowed here"), said plainly, naming the lines involved."""
     lines = text.split("\n")
-    if not 0 < line <= len(lines) or not lines[line - 1].strip():
-        return None
+    if not 0 < line <= len(lines) or not lines[line - 1].strip() or "\t" in text:
+        return None  # tabs get their own message
     depth = _indent(lines[line - 1])
     previous = next(_content_lines(lines, line), None)
     if "mapping values are not allowed" in message and previous is not None:

@@ -223,7 +223,12 @@ def render(fleet: str, out_dir: str | None, check: bool, output_format: str) -> 
 @click.option("--schema-location", "schema_locations", multiple=True,
               type=click.Path(file_okay=False, exists=True),
               help="Folder of CRD schemas in kubeconform's {group}/{kind}_{version}.json "
-                   "layout (repeatable).")
+                   "layout (repeatable; searched after --crd, before the built-in schemas).")
+@click.option("--crd", "crds", multiple=True, metavar="FILE|DIR",
+              type=click.Path(exists=True),
+              help="CustomResourceDefinition YAML (e.g. an install manifest; other documents "
+                   "are ignored): validate its kinds strictly against each served version's "
+                   "openAPIV3Schema. Searched first (repeatable).")
 @click.option("--strict", is_flag=True, help="A kind without a schema is an error.")
 @click.option("--k10-chart", type=click.Path(exists=True),
               help="K10 chart directory (or its values.schema.json) to validate values with.")
@@ -236,8 +241,9 @@ def render(fleet: str, out_dir: str | None, check: bool, output_format: str) -> 
               help="Also verify the tree is what this fleet renders (render --check).")
 @handle_errors
 def check(directory: str | None, output_format: str, kubernetes_version: str,
-          schema_locations: tuple[str, ...], strict: bool, k10_chart: str | None,
-          kubeconform_option: str | None, kustomize: bool, fleet: str | None) -> None:
+          schema_locations: tuple[str, ...], crds: tuple[str, ...], strict: bool,
+          k10_chart: str | None, kubeconform_option: str | None, kustomize: bool,
+          fleet: str | None) -> None:
     """Validate a rendered tree offline, as CI would (default ./output, or the tree of
     --fleet)."""
     from generator.check import report as reporters
@@ -250,8 +256,8 @@ def check(directory: str | None, output_format: str, kubernetes_version: str,
 
     result = run_check(CheckOptions(
         root=directory, kubernetes_version=kubernetes_version,
-        schema_locations=list(schema_locations), strict=strict, k10_chart=k10_chart,
-        kubeconform=kubeconform_option, kustomize=kustomize, fleet=fleet),
+        schema_locations=list(schema_locations), crds=list(crds), strict=strict,
+        k10_chart=k10_chart, kubeconform=kubeconform_option, kustomize=kustomize, fleet=fleet),
         progress=progress_for("checking"))
     for note in result.notes:
         click.echo(f"k10fleet: {note}", err=True)

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from generator.errors import EnvironmentFailure
 from generator.tools import find_tool
@@ -99,9 +98,3 @@ def collect(process: subprocess.Popen[str], timeout: float = 600) -> list[Result
             message = str(resource.get("msg", "error"))
             results.append(Result(*base, "", message, missing_schema=_MISSING in message))
     return results
-
-
-def kasten_location() -> str:
-    from generator.resources import data_dir
-
-    return str(Path(data_dir("schemas")) / "kasten")

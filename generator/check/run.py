@@ -50,6 +50,7 @@ class CheckOptions:
     root: str
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     schema_locations: list[str] = field(default_factory=list)
+    crds: list[str] = field(default_factory=list)  # --crd files/folders
     strict: bool = False
     k10_chart: str | None = None
     kubeconform: str | None = None  # None/"auto", "required", "off" or a path
@@ -123,7 +124,8 @@ def _tree_engine(root: str) -> str:
 class _Checker:
     def __init__(self, options: CheckOptions) -> None:
         self.options = options
-        self.store = SchemaStore(options.kubernetes_version, options.schema_locations)
+        self.store = SchemaStore(options.kubernetes_version, options.schema_locations,
+                                 options.crds)
         self.chart = ChartValues.load(options.k10_chart) if options.k10_chart else None
 
     def document(self, doc: Document, engine: str, encrypted: set[str],
@@ -251,7 +253,7 @@ def run_check(options: CheckOptions,
         version = version.removeprefix("v").removesuffix("-local-strict")
         standalone = os.path.dirname(write_standalone_cache(options.kubernetes_version,
                                                             kubeconform.cache_root()))
-        locations = [kubeconform.kasten_location(), *options.schema_locations]
+        locations = checker.store.kubeconform_locations(kubeconform.cache_root())
         process = kubeconform.start(kubeconform.command(binary, manifests, version, standalone,
                                                         locations))
     elif not binary and options.kubeconform != "off":

@@ -2,9 +2,16 @@
 
 Kubernetes core kinds: the strict schemas bundled with ``kubernetes-validate``,
 made standalone (every reachable definition inlined) so that no ``$ref`` points
-at the network; Kasten kinds: this project's ``schemas/kasten``; anything else:
-``--schema-location`` folders in kubeconform's ``{group}/{kind}_{version}.json``
-layout. Validators come from jsonschema-rs when installed (fast), else jsonschema.
+at the network. Every other kind, first match wins (docs/check-schemas.md):
+
+1. ``--crd`` CustomResourceDefinitions (converted strictly, see ``check/crds.py``);
+2. ``--schema-location`` folders, in the order given, in kubeconform's
+   ``{group}/{kind}_{version}.json`` layout;
+3. the schemas k10fleet ships: ``schemas/engines`` (Argo CD, Flux, ESO) and
+   ``schemas/kasten``, written from the documented APIs.
+
+A user's explicit schema thus always wins over the shipped ones. Validators come
+from jsonschema-rs when installed (fast), else jsonschema.
 """
 
 from __future__ import annotations
@@ -14,14 +21,17 @@ import binascii
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.errors import EnvironmentFailure
 from generator.resources import data_dir
+
+if TYPE_CHECKING:
+    from generator.check.crds import CrdSchema
 
 _DEFS_REF = re.compile(r"^(?:/api/_definitions\.json)?#/\$defs/(.+)$")
 
@@ -161,14 +171,42 @@ def standalone(schema: dict[str, Any], definitions: dict[str, Any]) -> dict[str,
     return body
 
 
+BUILT_IN = ("engines", "kasten")  # folders of schemas/ that k10fleet ships, searched last
+
+
+def built_in_locations() -> list[Path]:
+    """The shipped schema folders (Argo CD/Flux/ESO, then Kasten), wherever they are installed."""
+    return [data_dir("schemas") / name for name in BUILT_IN]
+
+
 class SchemaStore:
     """Finds and compiles the schema of each (apiVersion, kind), once."""
 
-    def __init__(self, kubernetes_version: str, locations: list[str]) -> None:
+    def __init__(self, kubernetes_version: str, locations: list[str],
+                 crds: Sequence[str] = ()) -> None:
         self.kubernetes_dir = kubernetes_schema_dir(kubernetes_version)
-        self.kasten_dir = data_dir("schemas") / "kasten"
         self.locations = [Path(p) for p in locations]
+        self.built_in = built_in_locations()
+        self.crds: dict[tuple[str, str], CrdSchema] = {}
+        if crds:  # the CRD reader is imported only when it is needed
+            from generator.check.crds import load_crds
+
+            self.crds = load_crds(crds)
         self._cache: dict[tuple[str, str], tuple[Validator, str] | None] = {}
+
+    def search_path(self) -> list[Path]:
+        """Schema folders in the order they are searched (after ``--crd``)."""
+        return [*self.locations, *self.built_in]
+
+    def kubeconform_locations(self, cache_root: str) -> list[str]:
+        """The same precedence for kubeconform: converted ``--crd`` schemas first."""
+        folders = [str(p) for p in self.search_path()]
+        if self.crds:
+            from generator.check.crds import write_kubeconform_dir
+
+            folders.insert(0, write_kubeconform_dir(self.crds, os.path.join(
+                os.path.dirname(cache_root), "crd-schemas")))
+        return folders
 
     def lookup(self, api_version: str, kind: str) -> tuple[Validator, str] | None:
         """(validator, where the schema came from) or None when no schema is known."""
@@ -185,8 +223,11 @@ class SchemaStore:
                 with open(path, encoding="utf-8") as handle:
                     schema = standalone(json.load(handle), _definitions(self.kubernetes_dir))
                 return Validator(schema, strict_formats=True), f"kubernetes {path.parent.name}"
+        crd = self.crds.get((api_version, kind))
+        if crd is not None:
+            return Validator(crd.schema, strict_formats=False), crd.source
         relative = f"{group}/{kind.lower()}_{version}.json"
-        for root in (self.kasten_dir, *self.locations):
+        for root in self.search_path():
             path = root / relative
             if path.is_file():
                 try:

@@ -301,6 +301,12 @@ def test_opt_in_eso_store_is_rendered_and_valid(kind: str, tmp_path: Path) -> No
             refs = user["spec"].get("secretStoreRefs") or [user["spec"]["secretStoreRef"]]
             assert refs == [{"kind": kind, "name": "k10fleet-vault"}]
             assert user["metadata"]["namespace"] == namespace
+    checked = run_cli("check", tmp_path / "output", "--kubeconform", "off")
+    assert checked.exit_code == 0 and "0 errors, 0 warnings" in checked.output, checked.output
+    store_file = tmp_path / "output/clusters/edge-1/secret-store.yaml"
+    store_file.write_text(store_file.read_text().replace("      server:", "      servr:"))
+    refused = run_cli("check", tmp_path / "output", "--kubeconform", "off")
+    assert refused.exit_code == 1 and "servr" in refused.output, refused.output
 
 
 def test_eso_store_needs_external_secrets_mode(write_fleet: WriteFleet) -> None:

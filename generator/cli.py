@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from generator.check import DEFAULT_KUBERNETES_VERSION
-from generator.errors import CheckFailed, InvalidInput, K10FleetError
+from generator.errors import CheckFailed, EnvironmentFailure, InvalidInput, K10FleetError
 from generator.problems import Problem, problems_as_json
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -275,26 +275,17 @@ def token() -> None:
 
 @token.command("import")
 @FLEET_ARGUMENT
-@click.option("--from", "source", default="-", show_default=True, metavar="FILE|-",
-              help="kubectl get secret <joinTokenSecret> -n kasten-io-mc -o json (or yaml) "
-                   "output; - reads stdin.")
+@click.option("--from", "source", default=None, metavar="FILE|-",
+              help="Saved `kubectl get secret <joinTokenSecret> -n kasten-io-mc -o json` (or "
+                   "yaml) output; - reads stdin. Default: run kubectl with "
+                   "spec.primary.kubeContext/kubeconfig.")
 @FORMAT_OPTION
 @handle_errors
-def token_import(fleet: str, source: str, output_format: str) -> None:
+def token_import(fleet: str, source: str | None, output_format: str) -> None:
     """Store the primary's join token in the fleet's store (never printed)."""
     from generator import tokens
 
-    try:
-        with click.open_file(source, "r", encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as e:
-        raise click.BadParameter(f"cannot read {source}: {e.strerror}",
-                                 param_hint="--from") from None
-    except UnicodeDecodeError:
-        raise click.BadParameter(f"{source} is not text (expected kubectl JSON or YAML)",
-                                 param_hint="--from") from None
-    loaded, with_endpoint = tokens.import_token(fleet, text, "<stdin>" if source == "-"
-                                                else source)
+    loaded, with_endpoint = tokens.import_token(fleet, source, click.get_binary_stream("stdin"))
     if output_format == "json":
         click.echo(json.dumps({"stored": ["token", *(["endpoint"] if with_endpoint else [])],
                                "store": loaded.tokens.store, "primary": loaded.primary.name}))
@@ -315,9 +306,9 @@ def token_import(fleet: str, source: str, output_format: str) -> None:
 def inject(fleet: str, out_dir: str | None, age: tuple[str, ...], plain_dir: str | None,
            output_format: str) -> None:
     """Fill every secondary's mc-join, and global profiles' credentials, from the stores."""
-    from generator import tokens
+    from generator import pipeline
 
-    outcome = tokens.inject(fleet, out_dir, age=age, plain_dir=plain_dir)
+    outcome = pipeline.inject(fleet, out_dir, age=age, plain_dir=plain_dir)
     if output_format == "json":
         click.echo(json.dumps({
             "plain_files": outcome.plain_files, "encryptions": outcome.encryptions,
@@ -337,30 +328,68 @@ def inject(fleet: str, out_dir: str | None, age: tuple[str, ...], plain_dir: str
                f"{changed} file(s) written into {outcome.out_dir}")
 
 
+def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from generator.status import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration such as 90s, 5m or 1h30m",
+                                 param_hint=f"--{param.name}") from None
+
+
+def _saved_outputs(sources: Sequence[str]) -> dict[str, str]:
+    """--from NAME=FILE items as {NAME: text}, each read bounded (FIFOs and devices refused)."""
+    from generator import kubectl
+
+    given: dict[str, str] = {}
+    for item in sources:
+        cluster, sep, path = item.partition("=")
+        if not sep or not cluster or not path:
+            raise click.BadParameter(f"expected CLUSTER=FILE, got {item!r}", param_hint="--from")
+        if cluster in given:
+            raise click.BadParameter(f"{cluster} given twice", param_hint="--from")
+        given[cluster] = kubectl.read_saved(path, click.get_binary_stream("stdin"),
+                                            kubectl.SECRET_INPUT_LIMIT)
+    return given
+
+
 @main.command()
 @FLEET_ARGUMENT
 @click.option("--from", "sources", multiple=True, metavar="CLUSTER=FILE|-",
               help="kubectl get secret mc-join-status -n kasten-io -o json output of a "
                    "secondary (repeatable); others are asked with kubectl and their kubeContext.")
+@click.option("--wait", is_flag=True, help="Poll until every secondary has joined, or until "
+              "--timeout.")
+@click.option("--timeout", "timeout", default="10m", show_default=True, metavar="DURATION",
+              callback=_duration, help="How long --wait polls (90s, 5m, 1h30m).")
+@click.option("--interval", default="5s", show_default=True, metavar="DURATION",
+              callback=_duration, help="Pause between --wait polls.")
 @FORMAT_OPTION
 @handle_errors
-def status(fleet: str, sources: tuple[str, ...], output_format: str) -> None:
-    """Show each secondary's join status (mc-join-status)."""
-    from generator import tokens
+def status(fleet: str, sources: tuple[str, ...], wait: bool, timeout: float, interval: float,
+           output_format: str) -> None:
+    """Each secondary's join status; exit 0 only when all have joined (a CI gate)."""
+    from generator import status as join_status
 
-    given: dict[str, str] = {}
-    for item in sources:
-        cluster, sep, path = item.partition("=")
-        if not sep or not cluster:
-            raise click.BadParameter(f"expected CLUSTER=FILE, got {item!r}", param_hint="--from")
-        try:
-            with click.open_file(path, "r", encoding="utf-8") as handle:
-                given[cluster] = handle.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise click.BadParameter(f"cannot read {path}: {e}", param_hint="--from") from None
-    results = tokens.collect_status(fleet, given)
-    click.echo(tokens.status_as_json(results) if output_format == "json"
-               else tokens.status_table(results))
+    paths = {item.partition("=")[0]: item.partition("=")[2] for item in sources}
+    _, results = join_status.wait_for_join(fleet, _saved_outputs(sources),
+                                           wait=timeout if wait else None, interval=interval,
+                                           source_names=paths)
+    click.echo(join_status.as_json(results) if output_format == "json"
+               else join_status.as_table(results))
+    failed = [r for r in results if r.error]
+    for result in failed:
+        click.echo(f"k10fleet: error: {result.error}", err=True)
+    pending = [r.cluster for r in results if not r.joined]
+    if failed:
+        raise click.exceptions.Exit(EnvironmentFailure.exit_code)
+    if pending:
+        click.echo(f"k10fleet: {len(pending)} secondar{'y' if len(pending) == 1 else 'ies'} "
+                   f"not joined: {', '.join(pending)}", err=True)
+        raise click.exceptions.Exit(CheckFailed.exit_code)
 
 
 @main.command()
@@ -376,15 +405,13 @@ def status(fleet: str, sources: tuple[str, ...], output_format: str) -> None:
 @handle_errors
 def labels(fleet: str, source: str | None, apply_changes: bool, output_format: str) -> None:
     """Show (exit 1 on drift) or --apply the fleet's labels on K10's Cluster objects."""
+    from generator import kubectl
     from generator import labels as cluster_labels
 
     given = None
     if source is not None:
-        try:
-            with click.open_file(source, "r", encoding="utf-8") as handle:
-                given = handle.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise click.BadParameter(f"cannot read {source}: {e}", param_hint="--from") from None
+        given = kubectl.read_saved(source, click.get_binary_stream("stdin"),
+                                   kubectl.LIST_INPUT_LIMIT)
     _, changes, applied = cluster_labels.reconcile(fleet, given=given, source=source or "-",
                                                    apply=apply_changes)
     click.echo(cluster_labels.plan_as_json(changes) if output_format == "json"

@@ -16,15 +16,16 @@ Clusters that need the same change are patched by one kubectl call.
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
+from generator import kubectl
+from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.model import MC_NAMESPACE, Fleet
+from generator.fleet.selectors import label_key_problem
 from generator.fleet.validate import load_fleet
 from generator.problems import Problem
-from generator.tools import find_tool, load_kubectl_output
+from generator.tables import table
 
 MANAGED_LABELS = "k10fleet.io/managed-labels"
 CLUSTER_RESOURCE = "clusters.dist.kio.kasten.io"
@@ -55,18 +56,29 @@ def _bad_input(source: str, message: str) -> InvalidInput:
 
 
 def _managed_label_keys(meta: dict[str, Any]) -> frozenset[str]:
+    """The keys k10fleet recorded; anything that is not a valid label key is ignored, so a
+    forged annotation can never put an option or a removal of someone else's key on the
+    kubectl command line."""
     annotations = meta.get("annotations")
     listed = annotations.get(MANAGED_LABELS) if isinstance(annotations, dict) else None
     if not isinstance(listed, str):
         return frozenset()
-    return frozenset(k.strip() for k in listed.split(",") if k.strip())
+    keys = (k.strip() for k in listed[:65536].split(","))
+    return frozenset(k for k in keys if k and label_key_problem(k) is None)
+
+
+def _text_labels(labels: Any) -> dict[str, str]:
+    """Labels as text; entries that are not text (only a hand-made file has them) dropped."""
+    if not isinstance(labels, dict):
+        return {}
+    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def parse_cluster_list(text: str, source: str) -> dict[str, LiveCluster]:
     """``kubectl get clusters.dist.kio.kasten.io -n kasten-io-mc -o json`` output (a List,
     or one Cluster)."""
     try:
-        doc = load_kubectl_output(text)
+        doc = kubectl.parse_output(text)
     except ValueError:
         raise _bad_input(source, "not the JSON or YAML that kubectl get prints") from None
     if not isinstance(doc, dict):
@@ -81,10 +93,8 @@ def parse_cluster_list(text: str, source: str) -> dict[str, LiveCluster]:
         meta = item.get("metadata")
         if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
             continue
-        labels = meta.get("labels") or {}
-        live[meta["name"]] = LiveCluster(
-            meta["name"], {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict)
-            else {}, _managed_label_keys(meta))
+        live[meta["name"]] = LiveCluster(meta["name"], _text_labels(meta.get("labels")),
+                                         _managed_label_keys(meta))
     return live
 
 
@@ -130,37 +140,13 @@ def kubectl_calls(changes: list[LabelChange]) -> list[list[str]]:
     return calls
 
 
-def _kubectl(fleet: Fleet) -> list[str]:
-    kubectl = find_tool("kubectl")
-    if kubectl is None:
-        raise EnvironmentFailure("kubectl is not on PATH; install it, or pass --from FILE with "
-                                 f"the output of: kubectl get {CLUSTER_RESOURCE} -n "
-                                 f"{MC_NAMESPACE} -o json")
-    primary = fleet.primary
-    if not primary.kube_context:
-        raise EnvironmentFailure("spec.primary.kubeContext is not set: k10fleet does not know "
-                                 "which cluster is the primary; set it, or pass --from FILE")
-    return [kubectl, *primary.kubectl_flags()]
-
-
-def _run(args: list[str], stdin: str | None = None) -> str:
-    try:
-        done = subprocess.run(args, input=stdin, capture_output=True, text=True, check=False,
-                              timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise EnvironmentFailure(f"could not run kubectl: {e}") from e
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["kubectl failed"])[-1][:300]
-        raise EnvironmentFailure(f"kubectl failed on the primary: {reason}")
-    return done.stdout
-
-
 def live_clusters(fleet: Fleet, given: str | None, source: str) -> dict[str, LiveCluster]:
     if given is not None:
         return parse_cluster_list(given, source)
-    args = [*_kubectl(fleet), "get", CLUSTER_RESOURCE, "-n", MC_NAMESPACE, "-o", "json",
-            "--request-timeout", "20s"]
-    return parse_cluster_list(_run(args), "kubectl get " + CLUSTER_RESOURCE)
+    out = kubectl.run(fleet.primary, ["get", CLUSTER_RESOURCE, "-n", MC_NAMESPACE, "-o", "json"],
+                      what=f"listing {CLUSTER_RESOURCE}")
+    return parse_cluster_list(out.decode("utf-8", errors="replace"),
+                              f"kubectl get {CLUSTER_RESOURCE}")
 
 
 def reconcile(fleet_path: str, *, given: str | None = None, source: str = "-",
@@ -173,9 +159,8 @@ def reconcile(fleet_path: str, *, given: str | None = None, source: str = "-",
     changes = plan(fleet, live_clusters(fleet, given, source))
     calls = kubectl_calls(changes)
     if apply and calls:
-        prefix = _kubectl(fleet)
         for call in calls:
-            _run([*prefix, *call, "--request-timeout", "20s"])
+            kubectl.run(fleet.primary, call, what=f"kubectl {call[0]}")
         return fleet, changes, True
     return fleet, changes, False
 
@@ -186,9 +171,8 @@ def plan_as_json(changes: list[LabelChange]) -> str:
 
 
 def plan_table(changes: list[LabelChange]) -> str:
-    rows = [("CLUSTER", "STATE", "CHANGES")]
+    rows = []
     for c in changes:
         parts = [f"{k}={v}" for k, v in sorted(c.set.items())] + [f"{k}-" for k in c.remove]
         rows.append((c.cluster, c.state, " ".join(parts) if c.state != "in-sync" else ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(2)]
-    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in rows)
+    return table(("CLUSTER", "STATE", "CHANGES"), rows)

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +16,14 @@ from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
 from generator.fleet.model import MC_NAMESPACE, Fleet
 from generator.fleet.validate import load_fleet
+from generator.inject import (
+    InjectOutcome,
+    join_targets,
+    read_profile_credentials,
+    secret_plaintexts,
+    sops_files,
+    write_plain,
+)
 from generator.output import (
     MANIFEST,
     Drift,
@@ -30,6 +38,8 @@ from generator.problems import Problem
 from generator.render.central import credential_file, credentialed_profiles
 from generator.render.fleet import MC_JOIN_SOPS_FILE, cluster_dir, render_fleet, source_label
 from generator.resources import data_dir
+from generator.secrets import sops
+from generator.tokens import inside_git_work_tree, read_token
 from generator.tools import atomic_write
 
 
@@ -371,3 +381,45 @@ def diff(fleet_path: str, out_dir: str | None) -> DiffResult:
             lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
             result.append(FileDiff(rel, status, "".join(lines) or f"(mode of {rel} differs)\n"))
     return DiffResult(fleet, os.path.abspath(out_dir), result, files, old)
+
+
+def inject(fleet_path: str, out_dir: str | None, *, age: Sequence[str] = (),
+           plain_dir: str | None = None) -> InjectOutcome:
+    """Fill every secondary's mc-join (and credentialed profiles' Secrets) from the stores:
+    SOPS files written into the tree with the rendered files, or plain files outside Git."""
+    fleet, _ = load_fleet(fleet_path)
+    mode = fleet.tokens.mode
+    if mode in ("external-secrets", "vault-plugin"):
+        raise UsageFailure(f"tokens.mode {mode} needs no inject: render writes the objects "
+                           "that fetch the token at sync time")
+    if mode == "plain":
+        return _inject_plain(fleet, plain_dir)
+    if plain_dir:
+        raise UsageFailure("--plain-dir is for tokens.mode plain; this fleet uses sops")
+    out_dir = out_dir or fleet_output_dir(fleet_path, fleet)
+    guard_output_dir(out_dir, fleet_path)
+    for rel in injected_paths(fleet):  # configuration problems before the stores
+        sops.age_recipients(out_dir, age, rel)
+    old = read_manifest(out_dir)
+    joined = read_token(fleet, join_targets(fleet))  # all reads before any write
+    credentials = read_profile_credentials(fleet)
+    outcome = InjectOutcome(fleet, out_dir=os.path.abspath(out_dir))
+    injected = sops_files(out_dir, old, secret_plaintexts(fleet, joined, credentials), age,
+                          outcome)
+    files, clusters = desired_files(fleet, out_dir, old, injected=injected)
+    outcome.written = write_tree(out_dir, files, manifest_meta(fleet, clusters))
+    return outcome
+
+
+def _inject_plain(fleet: Fleet, plain_dir: str | None) -> InjectOutcome:
+    if not plain_dir:
+        raise UsageFailure("tokens.mode plain writes plaintext Secrets only to --plain-dir "
+                           "DIR, a folder outside every Git work tree")
+    repo = inside_git_work_tree(plain_dir)
+    if repo is not None:
+        raise UsageFailure(f"--plain-dir {plain_dir} lies inside the Git work tree {repo}; "
+                           "plaintext tokens must never be committed: choose a folder "
+                           "outside it")
+    joined = read_token(fleet, join_targets(fleet))
+    credentials = read_profile_credentials(fleet)
+    return InjectOutcome(fleet, plain_files=write_plain(fleet, plain_dir, joined, credentials))

@@ -1,9 +1,8 @@
-"""Small helpers for the world outside: external programs, files, kubectl output, cores."""
+"""Small helpers for the world outside: external programs, files, cores."""
 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import pickle
 import shutil
@@ -38,21 +37,6 @@ def atomic_write(path: str, content: bytes, mode: int) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def load_kubectl_output(text: str) -> Any:
-    """What ``kubectl get -o json`` (or ``-o yaml``) printed; ValueError when it is neither.
-    The parser's own message is dropped: it would quote the input, which may hold a secret."""
-    import yaml
-
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        pass
-    try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):
-        raise ValueError("not kubectl JSON or YAML output") from None
 
 
 def parallel_jobs() -> int:

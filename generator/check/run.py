@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from generator import kubectl
 from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform
 from generator.check.documents import Document, read_documents
 from generator.check.findings import Finding
@@ -31,7 +31,7 @@ from generator.check.schemas import (
     kubernetes_schema_dir,
     write_standalone_cache,
 )
-from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
+from generator.errors import InvalidInput, UsageFailure
 from generator.output import read_manifest
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
@@ -200,9 +200,7 @@ def _merge(ours: list[Finding], theirs: list[kubeconform.Result], documents: lis
 
 def _kustomize_builds(root: str, documents: list[Document]) -> list[Finding]:
     """``kubectl kustomize`` every directory with a kustomization, KSOPS generators set aside."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise EnvironmentFailure("--kustomize needs kubectl on PATH")
+    binary = kubectl.find_kubectl()
     findings = []
     for doc in documents:
         if not _is_kustomization(doc) or not isinstance(doc.data, dict):
@@ -219,10 +217,11 @@ def _kustomize_builds(root: str, documents: list[Document]) -> list[Finding]:
             with open(os.path.join(copy, os.path.basename(doc.rel)), "w",
                       encoding="utf-8") as handle:
                 yaml.safe_dump(data, handle)
-            built = subprocess.run([kubectl, "kustomize", copy], capture_output=True,
-                                   text=True, check=False)
-        if built.returncode != 0:
-            findings.append(doc.finding(f"kubectl kustomize fails: {built.stderr.strip()[:500]}"))
+            status, _, stderr = kubectl.run_bounded([binary, "kustomize", copy],
+                                                    what=f"kubectl kustomize {doc.rel}")
+        if status != 0:
+            findings.append(doc.finding("kubectl kustomize fails: "
+                                        f"{kubectl.failure_reason(stderr, status)}"))
     return findings
 
 

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 FOLDER = "flux"
 GIT_SOURCE = "k10fleet"
+# A Kustomization with ``wait: true`` holds a kustomize-controller worker while it waits; without
+# a timeout that is the whole interval, and a few pending releases starve every other
+# Kustomization (docs/flux.md: sizing --concurrent). Waits are short and retried instead.
+KUSTOMIZATION_TIMEOUT = "1m"
+KUSTOMIZATION_RETRY = "1m"
+HELM_TIMEOUT = "5m"  # Helm's install/upgrade wait for K10, made explicit
 
 
 def _repo_path(fleet: Fleet, *parts: str) -> str:
@@ -87,6 +93,7 @@ def helm_release_spec(fleet: Fleet, cluster: Cluster, values_name: str) -> dict[
         "releaseName": cluster.kasten.release_name,
         "storageNamespace": cluster.kasten.namespace,
         "targetNamespace": cluster.kasten.namespace,
+        "timeout": HELM_TIMEOUT,
         "valuesFrom": [{"kind": "ConfigMap", "name": values_name, "valuesKey": "values.yaml"}],
     }
     if kind == "HelmRepository":
@@ -110,7 +117,9 @@ def kustomizations(fleet: Fleet, cluster: Cluster) -> list[dict[str, Any]]:
         "interval": gitops.interval,
         "path": _repo_path(fleet, "clusters", cluster.name),
         "prune": True,
+        "retryInterval": KUSTOMIZATION_RETRY,
         "sourceRef": source,
+        "timeout": KUSTOMIZATION_TIMEOUT,
     }
     holds_secrets = (any(p.credentials for p in fleet.profiles) if cluster.is_primary
                      else True)  # mc-join, or profile credentials on the primary
@@ -124,7 +133,8 @@ def kustomizations(fleet: Fleet, cluster: Cluster) -> list[dict[str, Any]]:
          "metadata": {"name": release, **meta},
          "spec": {"interval": gitops.interval,
                   "path": _repo_path(fleet, FOLDER, "releases", cluster.name),
-                  "prune": True, "sourceRef": source, "wait": True}},
+                  "prune": True, "retryInterval": KUSTOMIZATION_RETRY, "sourceRef": source,
+                  "timeout": KUSTOMIZATION_TIMEOUT, "wait": True}},
         {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
          "metadata": {"name": f"k10-mc-{cluster.name}", **meta}, "spec": manifests},
     ]

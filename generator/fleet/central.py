@@ -15,6 +15,7 @@ from generator.fleet.model import (
     DEFAULT_JOIN_TOKEN_SECRET,
     MC_NAMESPACE,
     credential_holder,
+    is_vault_uri,
     vault_mount_and_path,
     with_credential_secret,
 )
@@ -235,11 +236,11 @@ def profile_credentials(doc: LoadedDocument) -> Iterator[Problem]:
                               "secrets from Vault/OpenBao at sync time; the store must be "
                               "vault://MOUNT/PATH", rule="credentials")
         elif isinstance(store, str) and store.startswith("vault://"):
-            mount, rest = vault_mount_and_path(store)
+            mount = vault_mount_and_path(store)[0]
             token_store = _get(doc.data, "spec", "tokens", "store")
             token_mount = vault_mount_and_path(token_store)[0] \
                 if isinstance(token_store, str) and token_store.startswith("vault://") else None
-            if not rest or "//" in rest:
+            if not is_vault_uri(store):
                 yield doc.problem((*path, "credentials", "store"), "vault store must be "
                                   "vault://MOUNT/PATH (KV v2)", rule="credentials")
             elif mode == "external-secrets" and token_mount and mount != token_mount:

@@ -123,6 +123,12 @@ def vault_mount_and_path(uri: str) -> tuple[str, str]:
     return mount, path
 
 
+def is_vault_uri(uri: str) -> bool:
+    """``vault://MOUNT/PATH`` with a mount, a path and no empty segment."""
+    mount, path = vault_mount_and_path(uri)
+    return uri.startswith("vault://") and bool(mount and path) and "//" not in f"{mount}/{path}"
+
+
 @dataclass(frozen=True)
 class GitOps:
     engine: str

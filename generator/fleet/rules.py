@@ -17,6 +17,7 @@ from generator.fleet.model import (
     FIRST_SUPPORTED,
     MC_NAMESPACE,
     K10Version,
+    is_vault_uri,
 )
 from generator.problems import JsonPath, Problem
 
@@ -287,12 +288,10 @@ def tokens(doc: LoadedDocument) -> Iterator[Problem]:
         yield doc.problem(("spec", "tokens", "store"), f"tokens.mode {mode} reads the token "
                           "from Vault/OpenBao at sync time; the store must be vault://MOUNT/PATH",
                           rule="tokens")
-    if isinstance(store, str) and store.startswith("vault://"):
-        rest = store[len("vault://"):]
-        if "/" not in rest.strip("/") or "//" in rest.strip("/"):
-            yield doc.problem(("spec", "tokens", "store"), "vault store must be "
-                              "vault://MOUNT/PATH (KV v2), e.g. vault://secret/k10fleet/demo",
-                              rule="tokens")
+    if isinstance(store, str) and store.startswith("vault://") and not is_vault_uri(store):
+        yield doc.problem(("spec", "tokens", "store"), "vault store must be "
+                          "vault://MOUNT/PATH (KV v2), e.g. vault://secret/k10fleet/demo",
+                          rule="tokens")
 
 
 def eso_store(doc: LoadedDocument) -> Iterator[Problem]:

@@ -1,19 +1,29 @@
-"""``sops://FILE``: a SOPS-encrypted YAML/JSON mapping, read and written with the sops binary.
+"""Everything sops: the ``sops://FILE`` store, the creation rules of ``.sops.yaml`` and the
+encryption of the Secrets that ``inject`` writes into the tree.
 
 Plaintext only ever travels through pipes to and from sops; it never touches the disk.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import subprocess
+import tempfile
+from collections.abc import Sequence
 from typing import Any
 
+import yaml
+
+from generator.errors import UsageFailure
 from generator.secrets.base import MappingStore, StoreError
 from generator.tools import atomic_write, find_tool
 
 TIMEOUT = 60
+ENCRYPTED_REGEX = "^(data|stringData)$"
+_AGE_RECIPIENT = re.compile(r"age1[0-9a-z]{58}\Z")
 
 
 def sops_binary(store: str) -> str:
@@ -92,3 +102,76 @@ class SopsStore(MappingStore):
             atomic_write(self.path, encrypted, 0o600)
         except OSError as e:
             raise StoreError(self.name, f"cannot write {self.path}: {e.strerror}") from None
+
+
+def _rule_recipients(rule: Any) -> list[str]:
+    age = rule.get("age") if isinstance(rule, dict) else None
+    parts = age if isinstance(age, list) else str(age or "").split(",")
+    return [str(p).strip() for p in parts if str(p).strip()]
+
+
+def _creation_rules(config: str) -> Any:
+    """A .sops.yaml's creation_rules, parsed once per version of the file (inject asks for
+    every Secret it writes, thousands of times in a large fleet)."""
+    try:
+        info = os.stat(config)
+    except OSError:
+        raise UsageFailure(f"cannot read {config}") from None
+    return _parsed_rules(config, info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_rules(config: str, _mtime_ns: int, _size: int) -> Any:
+    try:
+        with open(config, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise UsageFailure(f"cannot read {config} as YAML") from None
+    return loaded.get("creation_rules") if isinstance(loaded, dict) else None
+
+
+def age_recipients(out_dir: str, given: Sequence[str], target: str) -> list[str]:
+    """--age, else the recipients of the first creation rule of the nearest .sops.yaml above
+    the output dir whose path_regex matches ``target`` (a file path inside the tree)."""
+    recipients = [r.strip() for value in given for r in value.split(",") if r.strip()]
+    source = "--age"
+    if not recipients:
+        start = out_dir if os.path.isdir(out_dir) else os.path.dirname(os.path.abspath(out_dir))
+        config = find_sops_config(start)
+        if config is None:
+            raise UsageFailure("sops mode needs age recipients: pass --age age1... or add a "
+                               ".sops.yaml with creation_rules[].age above the output directory")
+        source = config
+        rules = _creation_rules(config)
+        relative = os.path.relpath(os.path.abspath(os.path.join(out_dir, target)),
+                                   os.path.dirname(config))
+        for rule in rules if isinstance(rules, list) else []:
+            pattern = rule.get("path_regex") if isinstance(rule, dict) else None
+            try:
+                matches = pattern is None or re.search(str(pattern), relative) is not None
+            except re.error:
+                raise UsageFailure(f"{config}: invalid path_regex {pattern!r}") from None
+            if matches:
+                recipients = _rule_recipients(rule)
+                break
+        if not recipients:
+            raise UsageFailure(f"{config} has no creation rule with age recipients for "
+                               f"{relative}")
+    bad = [r for r in recipients if not _AGE_RECIPIENT.match(r)]
+    if bad:
+        raise UsageFailure(f"not an age recipient (from {source}): {bad[0]!r}")
+    return sorted(set(recipients))
+
+
+def encrypt(plaintext: bytes, recipients: Sequence[str], filename: str,
+            what: str = "mc-join") -> bytes:
+    """SOPS-encrypt a Secret through pipes (no plaintext on disk), 2-space YAML; only
+    ``data``/``stringData`` are encrypted, so the tree stays readable."""
+    with tempfile.TemporaryDirectory(prefix="k10fleet-sops-") as scratch:
+        config = os.path.join(scratch, "sops.yaml")  # formatting only: holds no secret
+        with open(config, "w", encoding="utf-8") as handle:
+            handle.write("creation_rules:\n  - path_regex: .*\nstores:\n  yaml:\n    indent: 2\n")
+        return run_sops(f"(encrypting {what} with sops)", [
+            "--config", config, "--encrypt", "--age", ",".join(recipients),
+            "--encrypted-regex", ENCRYPTED_REGEX, "--input-type", "yaml", "--output-type",
+            "yaml", "--filename-override", filename, "/dev/stdin"], stdin=plaintext)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from generator.fleet.model import is_vault_uri, vault_mount_and_path
 from generator.secrets.base import MissingKey, StoreError, as_secret_text
 
 DEFAULT_TIMEOUT = 10.0
@@ -28,10 +29,9 @@ def _hvac() -> Any:
 class VaultStore:
     def __init__(self, uri: str, location: str) -> None:
         self.name = uri
-        mount, _, path = location.strip("/").partition("/")
-        if not mount or not path:
+        if not is_vault_uri(uri):
             raise StoreError(uri, "expected vault://MOUNT/PATH, e.g. vault://secret/k10fleet/demo")
-        self.mount, self.path = mount, path
+        self.mount, self.path = vault_mount_and_path(uri)
         self._client: Any = None
 
     def _connect(self) -> Any:

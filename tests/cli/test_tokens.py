@@ -303,7 +303,7 @@ def test_import_reads_yaml_lists_from_stdin(fleet_repo: tuple[Path, Path, str]) 
     listing = {"apiVersion": "v1", "kind": "List", "items": [
         kubectl_secret("other", name="unrelated", kind_type="Opaque"),
         kubectl_secret(token, endpoint="https://primary.example.com/k10")]}
-    result = CliRunner().invoke(main, ["token", "import", str(fleet)],
+    result = CliRunner().invoke(main, ["token", "import", str(fleet), "--from", "-"],
                                 input=yaml.safe_dump(listing))
     assert result.exit_code == 0, result.output
     assert "join token and endpoint" in result.output
@@ -417,21 +417,85 @@ def test_plain_mode(tmp_path: Path, write_fleet: WriteFleet,
     assert leaks(token, result.output) == []
 
 
-def test_status_from_files(tmp_path: Path, write_fleet: WriteFleet) -> None:
-    fleet = write_fleet(joining_fleet())
-    joined = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mc-join-status"},
-              "data": {"status": base64.b64encode(b"joined").decode(),
-                       "msg": base64.b64encode(b"Joined primary-1").decode()}}
-    (tmp_path / "edge-1.json").write_text(json.dumps(joined))
-    table = run_cli("status", fleet, "--from", f"edge-1={tmp_path / 'edge-1.json'}")
-    assert table.exit_code == 0
-    lines = table.output.splitlines()
+def join_status(status: str, msg: str = "", name: str = "mc-join-status") -> dict[str, Any]:
+    """The Secret K10 writes on a secondary (the test plays K10's part)."""
+    data = {"status": base64.b64encode(status.encode()).decode()}
+    if msg:
+        data["msg"] = base64.b64encode(msg.encode()).decode()
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": "kasten-io"}, "data": data}
+
+
+def token_only_fleet() -> dict[str, Any]:
+    """Two token-joined secondaries, no kubeContexts (status must come from --from files)."""
+    data = joining_fleet()
+    data["spec"].pop("access", None)
+    data["spec"]["secondaries"] = [s for s in data["spec"]["secondaries"]
+                                   if s.get("joinWith") != "k10multicluster"]
+    for cluster in [data["spec"]["primary"], *data["spec"]["secondaries"]]:
+        cluster.pop("kubeContext", None)
+    return data
+
+
+def test_status_from_files_is_a_ci_gate(tmp_path: Path, write_fleet: WriteFleet) -> None:
+    fleet = write_fleet(token_only_fleet())
+    (tmp_path / "edge-1.json").write_text(json.dumps(join_status("Joined", "Joined primary-1")))
+    (tmp_path / "edge-2.json").write_text(json.dumps(join_status("Failed", "token expired")))
+    one = f"edge-1={tmp_path / 'edge-1.json'}"
+    table = run_cli("status", fleet, "--from", one)
+    assert table.exit_code == 1  # edge-2 cannot be asked: not joined as far as we know
+    lines = table.stdout.splitlines()
     assert lines[0].split() == ["CLUSTER", "STATUS", "MESSAGE"]
-    assert lines[1].split()[:3] == ["edge-1", "joined", "Joined"]
+    assert lines[1].split()[:3] == ["edge-1", "Joined", "Joined"]
     assert lines[2].startswith("edge-2") and "no kubeContext" in lines[2]
-    as_json = json.loads(run_cli("status", fleet, "--format", "json", "--from",
-                                 f"edge-1={tmp_path / 'edge-1.json'}").output)
-    assert as_json[0] == {"cluster": "edge-1", "status": "joined", "message": "Joined primary-1"}
+    assert "1 secondary not joined: edge-2" in table.stderr
+    failed = run_cli("status", fleet, "--from", one, "--from", f"edge-2={tmp_path / 'edge-2.json'}")
+    assert failed.exit_code == 1 and "edge-2   Failed  token expired" in failed.stdout
+    (tmp_path / "edge-2.json").write_text(json.dumps(join_status("joined")))
+    both = run_cli("status", fleet, "--format", "json", "--from", one,
+                   "--from", f"edge-2={tmp_path / 'edge-2.json'}")
+    assert both.exit_code == 0, both.output
+    assert json.loads(both.stdout)[0] == {"cluster": "edge-1", "status": "Joined",
+                                          "joined": True, "message": "Joined primary-1",
+                                          "source": str(tmp_path / "edge-1.json")}
+
+
+def test_status_refuses_unknown_names_and_other_secrets(tmp_path: Path,
+                                                        write_fleet: WriteFleet) -> None:
+    fleet = write_fleet(token_only_fleet())
+    (tmp_path / "s.json").write_text(json.dumps(join_status("Joined")))
+    unknown = run_cli("status", fleet, "--from", f"edge-9={tmp_path / 's.json'}")
+    assert unknown.exit_code == 2 and "'edge-9' is not a secondary of fleet demo" in unknown.output
+    twice = run_cli("status", fleet, "--from", f"edge-1={tmp_path / 's.json'}",
+                    "--from", f"edge-1={tmp_path / 's.json'}")
+    assert twice.exit_code == 2 and "edge-1 given twice" in twice.output
+    (tmp_path / "other.json").write_text(json.dumps(join_status("Joined", name="mc-join")))
+    other = run_cli("status", fleet, "--from", f"edge-1={tmp_path / 'other.json'}")
+    assert other.exit_code == 1
+    assert f"{tmp_path / 'other.json'}:1:1: error: not the Secret mc-join-status" in other.output
+    bad = run_cli("status", fleet, "--wait", "--timeout", "soon")
+    assert bad.exit_code == 2 and "'soon' is not a duration" in bad.output
+
+
+def test_status_wait_stops_at_the_timeout(tmp_path: Path, write_fleet: WriteFleet,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    data = token_only_fleet()
+    data["spec"]["secondaries"][1]["kubeContext"] = "nowhere"  # asked, and fails each time
+    fleet = write_fleet(data)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n"
+                          "users: []\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    (tmp_path / "edge-1.json").write_text(json.dumps(join_status("Joined")))
+    started = time.monotonic()
+    result = run_cli("status", fleet, "--from", f"edge-1={tmp_path / 'edge-1.json'}",
+                     "--wait", "--timeout", "3s", "--interval", "1s")
+    took = time.monotonic() - started
+    assert result.exit_code == 3, result.output
+    assert 2.5 <= took < 20
+    assert 'edge-2 (--context nowhere): error: context "nowhere" does not exist' in result.stderr
 
 
 def test_sops_store_encrypts_the_token_whatever_the_repo_rules_say(tmp_path: Path,

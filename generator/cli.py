@@ -145,14 +145,18 @@ def validate(fleets: tuple[str, ...], output_format: str) -> None:
             click.echo("[" + ",\n".join(problems_as_json(r.problems, file=r.file)
                                          for r in results) + "]")
     else:
-        for result in results:
-            _echo_problems(result.problems, err=False)
-            if result.fleet is not None:
-                count = len(result.fleet.clusters)
-                click.echo(f"{result.file}: valid fleet {result.fleet.name} "
-                           f"({count} cluster{'s' if count != 1 else ''})")
+        _echo_validation(results)
     if not all(r.valid for r in results):
         raise click.exceptions.Exit(1)
+
+
+def _echo_validation(results: Sequence[Any]) -> None:
+    for result in results:
+        _echo_problems(result.problems, err=False)
+        if result.fleet is not None:
+            count = len(result.fleet.clusters)
+            click.echo(f"{result.file}: valid fleet {result.fleet.name} "
+                       f"({count} cluster{'s' if count != 1 else ''})")
 
 
 @main.command()
@@ -167,7 +171,6 @@ def render(fleet: str, out_dir: str | None, check: bool, output_format: str) -> 
     from generator import pipeline
 
     outcome = pipeline.render(fleet, out_dir, check=check, progress=progress_for("writing"))
-    again = f" -o {out_dir}" if out_dir else ""
     out_dir = outcome.out_dir
     if output_format == "json":
         report: dict[str, Any] = {"fleet": outcome.fleet_name, "output": out_dir,
@@ -182,35 +185,82 @@ def render(fleet: str, out_dir: str | None, check: bool, output_format: str) -> 
                           unchanged=outcome.written.unchanged)
         click.echo(json.dumps(report, indent=2))
     else:
-        _echo_problems(outcome.warnings, err=True)
-        if outcome.drift is not None:
-            drift = outcome.drift
-            for label, paths in (("missing", drift.missing), ("differs", drift.differing),
-                                 ("extra", drift.extra)):
-                for path in paths:
-                    click.echo(f"{label}: {out_dir.rstrip('/')}/{path}")
-            if drift.clean:
-                click.echo(f"{out_dir} is up to date with {fleet}")
-            else:
-                click.echo(f"{out_dir} is out of date: run `k10fleet render {fleet}{again}`"
-                           " and commit the result", err=True)
-        elif outcome.written is not None:
-            w = outcome.written
-            click.echo(f"rendered fleet {outcome.fleet_name} into {out_dir}: {len(w.written)} "
-                       f"written, {w.unchanged} unchanged, {len(w.removed)} removed")
-        if outcome.awaiting_inject:
-            pending = outcome.awaiting_inject
-            shown = ", ".join(pending[:3]) + (f" and {len(pending) - 3} more"
-                                              if len(pending) > 3 else "")
-            click.echo(f"{len(pending)} Secret file(s) are not in the tree yet ({shown}): run "
-                       f"`k10fleet inject {fleet}{again}`", err=True)
-        if outcome.disconnect:
-            click.echo("Secondaries left the fleet. Removing their files disconnects nothing; "
-                       "to disconnect them, run against the primary:")
-            for command in outcome.disconnect:
-                click.echo(f"  {command}")
+        _echo_render(outcome, fleet, outcome.out_dir)
     if outcome.drift is not None and not outcome.drift.clean:
         raise click.exceptions.Exit(CheckFailed.exit_code)
+
+
+def _echo_render(outcome: Any, fleet: str, out_dir: str) -> None:
+    _echo_problems(outcome.warnings, err=True)
+    if outcome.drift is not None:
+        drift = outcome.drift
+        for label, paths in (("missing", drift.missing), ("differs", drift.differing),
+                             ("extra", drift.extra)):
+            for path in paths:
+                click.echo(f"{label}: {out_dir.rstrip('/')}/{path}")
+        if drift.clean:
+            click.echo(f"{out_dir} is up to date with {fleet}")
+        else:
+            click.echo(f"{out_dir} is out of date: run `k10fleet render {fleet} -o {out_dir}`"
+                       " and commit the result", err=True)
+    elif outcome.written is not None:
+        w = outcome.written
+        click.echo(f"rendered fleet {outcome.fleet_name} into {out_dir}: {len(w.written)} "
+                   f"written, {w.unchanged} unchanged, {len(w.removed)} removed")
+    if outcome.awaiting_inject:
+        pending = outcome.awaiting_inject
+        shown = ", ".join(pending[:3]) + (f" and {len(pending) - 3} more"
+                                          if len(pending) > 3 else "")
+        click.echo(f"{len(pending)} Secret file(s) are not in the tree yet ({shown}): run "
+                   f"`k10fleet inject {fleet} -o {out_dir}`", err=True)
+    if outcome.disconnect:
+        click.echo("Secondaries left the fleet. Removing their files disconnects nothing; "
+                   "to disconnect them, run against the primary:")
+        for command in outcome.disconnect:
+            click.echo(f"  {command}")
+
+
+def check_options(func: F) -> F:
+    """The options ``check`` and ``ci`` share."""
+    for option in reversed([
+        click.option("--kubernetes-version", default=DEFAULT_KUBERNETES_VERSION,
+                     show_default=True,
+                     help="Kubernetes version whose bundled schemas validate core kinds."),
+        click.option("--schema-location", "schema_locations", multiple=True,
+                     type=click.Path(file_okay=False, exists=True),
+                     help="Folder of CRD schemas in kubeconform's {group}/{kind}_{version}.json "
+                          "layout (repeatable; searched after --crd, before the built-in "
+                          "schemas)."),
+        click.option("--crd", "crds", multiple=True, metavar="FILE|DIR",
+                     type=click.Path(exists=True),
+                     help="CustomResourceDefinition YAML (e.g. an install manifest; other "
+                          "documents are ignored): validate its kinds strictly against each "
+                          "served version's openAPIV3Schema. Searched first (repeatable)."),
+        click.option("--strict", is_flag=True, help="A kind without a schema is an error."),
+        click.option("--k10-chart", type=click.Path(exists=True),
+                     help="K10 chart directory (or its values.schema.json) to validate values "
+                          "with."),
+        click.option("--kubeconform", "kubeconform_option", default=None,
+                     metavar="PATH|required|off",
+                     help="kubeconform binary; default: use it when on PATH. 'required' makes "
+                          "its absence an error."),
+        click.option("--kustomize", is_flag=True,
+                     help="Also run `kubectl kustomize` on every kustomization (slow on big "
+                          "trees)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _check_options(directory: str, params: dict[str, Any]) -> Any:
+    from generator.check.run import CheckOptions
+
+    return CheckOptions(
+        root=directory, kubernetes_version=params["kubernetes_version"],
+        schema_locations=list(params["schema_locations"]), crds=list(params["crds"]),
+        strict=params["strict"],
+        k10_chart=params["k10_chart"], kubeconform=params["kubeconform_option"],
+        kustomize=params["kustomize"], fleet=params.get("fleet"))
 
 
 @main.command()
@@ -218,54 +268,81 @@ def render(fleet: str, out_dir: str | None, check: bool, output_format: str) -> 
                 type=click.Path(file_okay=False))
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "junit"]),
               default="text", show_default=True, help="Report format on stdout.")
-@click.option("--kubernetes-version", default=DEFAULT_KUBERNETES_VERSION, show_default=True,
-              help="Kubernetes version whose bundled schemas validate core kinds.")
-@click.option("--schema-location", "schema_locations", multiple=True,
-              type=click.Path(file_okay=False, exists=True),
-              help="Folder of CRD schemas in kubeconform's {group}/{kind}_{version}.json "
-                   "layout (repeatable; searched after --crd, before the built-in schemas).")
-@click.option("--crd", "crds", multiple=True, metavar="FILE|DIR",
-              type=click.Path(exists=True),
-              help="CustomResourceDefinition YAML (e.g. an install manifest; other documents "
-                   "are ignored): validate its kinds strictly against each served version's "
-                   "openAPIV3Schema. Searched first (repeatable).")
-@click.option("--strict", is_flag=True, help="A kind without a schema is an error.")
-@click.option("--k10-chart", type=click.Path(exists=True),
-              help="K10 chart directory (or its values.schema.json) to validate values with.")
-@click.option("--kubeconform", "kubeconform_option", default=None, metavar="PATH|required|off",
-              help="kubeconform binary; default: use it when on PATH. 'required' makes its "
-                   "absence an error.")
-@click.option("--kustomize", is_flag=True,
-              help="Also run `kubectl kustomize` on every kustomization (slow on big trees).")
+@check_options
 @click.option("--fleet", type=click.Path(dir_okay=False),
               help="Also verify the tree is what this fleet renders (render --check).")
 @handle_errors
-def check(directory: str | None, output_format: str, kubernetes_version: str,
-          schema_locations: tuple[str, ...], crds: tuple[str, ...], strict: bool,
-          k10_chart: str | None, kubeconform_option: str | None, kustomize: bool,
-          fleet: str | None) -> None:
+def check(directory: str | None, output_format: str, **params: Any) -> None:
     """Validate a rendered tree offline, as CI would (default ./output, or the tree of
     --fleet)."""
+    from generator import pipeline
+    from generator.check.run import run_check
+
+    fleet = params.get("fleet")
+    directory = directory or (pipeline.default_output_dir(fleet) if fleet else "output")
+    result = run_check(_check_options(directory, params), progress=progress_for("checking"))
+    _echo_check(result, output_format)
+    if result.errors:
+        raise click.exceptions.Exit(1)
+
+
+def _echo_check(result: Any, output_format: str) -> None:
     from generator.check import report as reporters
-    from generator.check.run import CheckOptions, run_check
 
-    if directory is None:
-        from generator import pipeline
-
-        directory = pipeline.default_output_dir(fleet) if fleet else "output"
-
-    result = run_check(CheckOptions(
-        root=directory, kubernetes_version=kubernetes_version,
-        schema_locations=list(schema_locations), crds=list(crds), strict=strict,
-        k10_chart=k10_chart, kubeconform=kubeconform_option, kustomize=kustomize, fleet=fleet),
-        progress=progress_for("checking"))
     for note in result.notes:
         click.echo(f"k10fleet: {note}", err=True)
     render_report = {"text": reporters.as_text, "json": reporters.as_json,
                      "junit": reporters.as_junit}[output_format]
     click.echo(render_report(result))
-    if result.errors:
-        raise click.exceptions.Exit(1)
+
+
+@main.command()
+@FLEET_ARGUMENT
+@OUTPUT_OPTION
+@check_options
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False),
+              help="Also write the check stage's report as JUnit XML to this file.")
+@handle_errors
+def ci(fleet: str, out_dir: str | None, junit_file: str | None, **params: Any) -> None:
+    """The pull-request gate in one process: validate FLEET, render --check, check.
+
+    Prints what the three commands print, in that order, and exits with the worst of
+    their exit codes (3 before 1 before 0); each stage's verdict is its command's.
+    """
+    from generator import pipeline
+    from generator.check.gate import run_gate
+    from generator.check.report import as_junit
+
+    out_dir = out_dir or pipeline.default_output_dir(fleet)
+    report = run_gate(fleet, _check_options(out_dir, params))
+    codes = [0 if report.validation.valid else 1]
+    _echo_validation([report.validation])
+    codes.append(_echo_stage_error(report.render_error))
+    if report.render is not None:
+        _echo_render(report.render, fleet, out_dir)
+        codes.append(0 if report.render.drift is None or report.render.drift.clean
+                     else CheckFailed.exit_code)
+    codes.append(_echo_stage_error(report.check_error))
+    if report.check is not None:
+        _echo_check(report.check, "text")
+        codes.append(1 if report.check.errors else 0)
+        if junit_file:
+            with click.open_file(junit_file, "w", encoding="utf-8", atomic=True) as handle:
+                handle.write(as_junit(report.check) + "\n")
+    worst = 3 if 3 in codes else max(codes)
+    if worst:
+        raise click.exceptions.Exit(worst)
+
+
+def _echo_stage_error(error: K10FleetError | None) -> int:
+    """A stage that failed outright, shown as its own command shows it; its exit code."""
+    if error is None:
+        return 0
+    if isinstance(error, InvalidInput):
+        _echo_problems(error.problems, err=True)
+    else:
+        click.echo(f"k10fleet: error: {error}", err=True)
+    return error.exit_code
 
 
 @main.group()

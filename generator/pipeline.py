@@ -15,7 +15,7 @@ from pathlib import Path
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
 from generator.fleet.model import MC_NAMESPACE, Fleet
-from generator.fleet.validate import load_fleet
+from generator.fleet.validate import ValidationResult, load_fleet
 from generator.inject import (
     InjectOutcome,
     join_targets,
@@ -52,6 +52,7 @@ class RenderOutcome:
     drift: Drift | None = None
     disconnect: list[str] = field(default_factory=list)
     awaiting_inject: list[str] = field(default_factory=list)  # sops files inject will write
+    same: dict[str, bytes] | None = None  # --check: files whose bytes on disk were proven equal
 
 
 def fleet_output_dir(fleet_path: str, fleet: Fleet) -> str:
@@ -112,9 +113,15 @@ def guessed_output_dir(fleet_path: str) -> str | None:
 
 
 def default_output_dir(fleet_path: str) -> str:
-    """:func:`fleet_output_dir`, loading the fleet only when its text is not plain enough."""
+    """:func:`fleet_output_dir`, loading the fleet only when its text is not plain enough;
+    for a fleet that does not load, ``output`` beside it (the caller reports the fleet)."""
     guess = guessed_output_dir(fleet_path)
-    return guess if guess is not None else fleet_output_dir(fleet_path, load_fleet(fleet_path)[0])
+    if guess is not None:
+        return guess
+    try:
+        return fleet_output_dir(fleet_path, load_fleet(fleet_path)[0])
+    except InvalidInput:
+        return os.path.join(os.path.dirname(os.path.abspath(fleet_path)), "output")
 
 
 def guard_output_dir(out_dir: str, fleet_path: str) -> None:
@@ -293,13 +300,15 @@ def _make_parent(out_dir: str) -> None:
 
 def render(fleet_path: str, out_dir: str | None, *, check: bool = False,
            limits: LoadLimits | None = None,
-           progress: Callable[[int, int], None] | None = None) -> RenderOutcome:
+           progress: Callable[[int, int], None] | None = None,
+           loaded: ValidationResult | None = None) -> RenderOutcome:
     """Validate, render and either write the tree or (``check``) report its drift.
 
     When the fleet, k10fleet and its templates are unchanged since the tree was written
     (the manifest records their digest) and every recorded file is intact, there is
     nothing to do and nothing is rendered. Without ``out_dir`` the tree is the fleet's own
-    (:func:`fleet_output_dir`).
+    (:func:`fleet_output_dir`). ``loaded``: the fleet already validated (by
+    ``k10fleet ci``), not read again.
     """
     inputs = input_fingerprint(fleet_path)
     known = out_dir or guessed_output_dir(fleet_path)
@@ -313,7 +322,10 @@ def render(fleet_path: str, out_dir: str | None, *, check: bool = False,
             else:
                 outcome.written = WriteResult(unchanged=len(unchanged.files) + 1)
             return outcome
-    fleet, warnings = load_fleet(fleet_path, limits)
+    if loaded is not None and loaded.fleet is None:
+        raise InvalidInput(loaded.problems)
+    fleet, warnings = (loaded.fleet, loaded.problems) if loaded is not None and loaded.fleet \
+        else load_fleet(fleet_path, limits)
     out_dir = out_dir or fleet_output_dir(fleet_path, fleet)
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
@@ -325,6 +337,8 @@ def render(fleet_path: str, out_dir: str | None, *, check: bool = False,
         outcome.awaiting_inject = [p for p in injected_paths(fleet) if p not in files]
     if check:
         outcome.drift = diff_tree(out_dir, files, meta)
+        unequal = {*outcome.drift.missing, *outcome.drift.differing}
+        outcome.same = {p: s.content for p, s in files.items() if p not in unequal}
         if outcome.drift.clean:
             remember_inputs(out_dir, inputs)
     else:

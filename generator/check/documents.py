@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing as mp
+import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,6 @@ import yaml
 from generator import fastyaml
 from generator.check.findings import Finding
 from generator.errors import InvalidInput
-from generator.fleet.loader import LoadLimits, load_yaml_bytes
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -24,33 +23,53 @@ NOT_MANIFESTS = {".k10fleet-manifest.json", ".sops.yaml"}  # our bookkeeping, so
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
+_STUB_KEYS = ("apiVersion", "kind", "sops")
+
+
 @dataclass
 class Document:
-    """One YAML document: where it is, and its data."""
+    """One YAML document (or one item of a ``kind: List``): where it is, and its data."""
 
     file: str  # path as shown to the user
     rel: str  # path relative to the checked tree
     line: int  # first line of its content, 1-based
     text: str  # the document's own text, for locating fields on demand
     data: Any
+    at: tuple[str | int, ...] = ()  # where this object sits in its document (List items)
 
     @property
     def kind(self) -> str:
-        return str(self.data.get("kind", "")) if isinstance(self.data, dict) else ""
+        value = self.data.get("kind") if isinstance(self.data, dict) else None
+        return value if isinstance(value, str) else ""
 
     @property
     def api_version(self) -> str:
-        return str(self.data.get("apiVersion", "")) if isinstance(self.data, dict) else ""
+        value = self.data.get("apiVersion") if isinstance(self.data, dict) else None
+        return value if isinstance(value, str) else ""
 
     @property
     def name(self) -> str:
         meta = self.data.get("metadata") if isinstance(self.data, dict) else None
-        return str(meta.get("name", "")) if isinstance(meta, dict) else ""
+        value = meta.get("name") if isinstance(meta, dict) else None
+        return value if isinstance(value, str) else ""
+
+    def identity(self) -> Document:
+        """This document with its data cut to what reports need (kind, name, sops block):
+        cheap to send from a helper process."""
+        if not isinstance(self.data, dict):
+            return Document(self.file, self.rel, self.line, self.text, None, self.at)
+        stub = {k: self.data[k] for k in _STUB_KEYS if k in self.data}
+        if self.name:
+            stub["metadata"] = {"name": self.name}
+        return Document(self.file, self.rel, self.line, self.text, stub, self.at)
 
     def line_of(self, path: tuple[str | int, ...]) -> int:
         """Line of a field inside this document (falls back to the document's start)."""
+        path = self.at + path
         if not path:
             return self.line
+        from generator.fleet.loader import LoadLimits, load_yaml_bytes  # only to locate
+
         try:
             marked = load_yaml_bytes(self.text.encode(), self.file, LoadLimits())
         except InvalidInput:  # locating is best effort; the finding stands
@@ -66,37 +85,76 @@ class Document:
 
 def _leading_lines(text: str) -> int:
     """Lines before the first content line (comments, blanks, the ``---`` marker)."""
-    count = 0
-    for line in text.split("\n"):
+    count = position = 0
+    while position < len(text):
+        end = text.find("\n", position)
+        end = len(text) if end < 0 else end
+        line = text[position:end]
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and not _DOC_START.match(line):
             break
         count += 1
+        position = end + 1
     return count
 
 
 def tree_files(root: str) -> Iterator[str]:
     """YAML and JSON files under root in a stable order (hidden files too: kustomize reads
     them), skipping hidden folders such as .git and k10fleet's own bookkeeping."""
-    prefix = len(os.path.join(root, ""))
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.endswith(YAML_SUFFIXES) and name not in NOT_MANIFESTS:
-                yield os.path.join(current, name)[prefix:].replace(os.sep, "/")
+    return (rel for rel, _ in tree_entries(root))
 
 
-def _list_items(doc: Document) -> list[Document]:
-    """The objects of a ``kind: List`` (or ``*List``), checked like top-level documents."""
-    items = doc.data.get("items") if isinstance(doc.data, dict) else None
-    if not doc.kind.endswith("List") or not isinstance(items, list):
+def tree_entries(root: str) -> Iterator[tuple[str, bool]]:
+    """(path, is it a regular file?) of ``tree_files``, from the folder listings alone (no
+    stat per file); folders are walked with a stack of their own, however deep."""
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        try:
+            with os.scandir(os.path.join(root, rel) if rel else root) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError:
+            continue
+        folders = []
+        for entry in entries:
+            if entry.is_dir():
+                if not entry.is_symlink() and not entry.name.startswith("."):
+                    folders.append(f"{rel}{entry.name}/")
+            elif entry.name.endswith(YAML_SUFFIXES) and entry.name not in NOT_MANIFESTS:
+                yield rel + entry.name, entry.is_file()
+        pending.extend(reversed(folders))
+
+
+def is_list(data: Any) -> bool:
+    """A ``kind: List`` (any case, with an apiVersion), expanded into its items as kubectl
+    and kubeconform do; typed lists such as ``SecretList`` are objects of their own."""
+    return (isinstance(data, dict) and isinstance(data.get("kind"), str)
+            and data["kind"].lower() == "list" and isinstance(data.get("apiVersion"), str)
+            and bool(data["apiVersion"]))
+
+
+def expand_lists(doc: Document) -> list[Document]:
+    """The document, or the items of a List (nested Lists: the inner List itself, for its
+    verdict, then its items, so that no object inside goes unchecked)."""
+    if not is_list(doc.data):
         return [doc]
-    return [Document(doc.file, doc.rel, doc.line, doc.text, item) for item in items
-            if isinstance(item, dict)]
+    items = doc.data.get("items")
+    if not isinstance(items, list):
+        return [doc] if items is not None else []
+    out: list[Document] = []
+    for index, item in enumerate(items):
+        sub = Document(doc.file, doc.rel, doc.line, doc.text, item, (*doc.at, "items", index))
+        out.append(sub)
+        if is_list(item):
+            out.extend(expand_lists(sub))
+    return out
 
 
 def split_documents(text: str) -> Iterator[tuple[int, str]]:
     """(first line, text) of each document in a multi-document stream."""
+    if "---" not in text:  # the common case: one document, no marker
+        yield 1 + _leading_lines(text), text
+        return
     starts = [m.start() for m in _DOC_START.finditer(text)]
     bounds = ([0] if not starts or starts[0] != 0 else []) + starts + [len(text)]
     for begin, end in itertools.pairwise(bounds):
@@ -105,70 +163,120 @@ def split_documents(text: str) -> Iterator[tuple[int, str]]:
         yield first_line + _leading_lines(chunk), chunk
 
 
-def _read_files(root: str, shown_root: str, rels: list[str]
-                ) -> tuple[list[Document], list[Finding]]:
+class Unreadable(Exception):
+    """A file that is not read at all; the message says why."""
+
+
+def read_text(path: str) -> str:
+    """A regular file's text, without blocking on FIFOs or devices and within the size cap."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise Unreadable(f"cannot read file: {e.strerror}") from e
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable("not a regular file (a device, pipe or socket?); remove it "
+                              "from the tree")
+        if info.st_size > MAX_FILE_BYTES:
+            raise Unreadable(f"file is larger than {MAX_FILE_BYTES} bytes; not a manifest?")
+        chunks = [os.read(fd, info.st_size + 1)]  # exactly st_size bytes: all of it
+        if len(chunks[0]) != info.st_size:  # a short read, or it grew: read to the end
+            while chunks[-1] and sum(map(len, chunks)) <= MAX_FILE_BYTES:
+                chunks.append(os.read(fd, 1 << 20))
+    except OSError as e:
+        raise Unreadable(f"cannot read file: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    return decode(b"".join(chunks))
+
+
+def decode(raw: bytes) -> str:
+    """A file's bytes as text, within the size cap."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise Unreadable(f"file is larger than {MAX_FILE_BYTES} bytes; not a manifest?")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Unreadable("not UTF-8 text") from e
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate key")  # the YAML path then names it, with its line
+    return out
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
+def json_documents(text: str) -> list[tuple[int, str, Any]] | None:
+    """A JSON file's objects (kubectl reads a stream of them), or None to read it as YAML
+    (which also names what is wrong: a duplicate key, too deep a nesting...)."""
+    if fastyaml.may_be_too_deep(text):
+        return None
+    out: list[tuple[int, str, Any]] = []
+    index = len(text) - len(text.lstrip())
+    try:
+        while index < len(text):
+            data, end = _JSON.raw_decode(text, index)
+            out.append((text.count("\n", 0, index) + 1, text[index:end], data))
+            index = len(text) - len(text[end:].lstrip())
+    except (ValueError, RecursionError):
+        return None
+    return out
+
+
+def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
+           ) -> tuple[list[Document], list[Finding]]:
     documents: list[Document] = []
     findings: list[Finding] = []
-    parsed: dict[str, Any] = {}  # identical documents (common in fleets) are parsed once
-    for rel in rels:
-        shown = os.path.join(shown_root, rel)
-        path = os.path.join(root, rel)
+    objects = json_documents(text) if rel.endswith(".json") else None
+    for line, chunk, data in objects or ():
+        documents.extend(expand_lists(Document(shown, rel, line, chunk, data)))
+    for line, chunk in split_documents(text) if objects is None else ():
         try:
-            info = os.stat(path)
-            if not stat.S_ISREG(info.st_mode):
-                findings.append(Finding(shown, 1, "", "", "not a regular file (a device, pipe "
-                                        "or socket?); remove it from the tree"))
-                continue
-            if info.st_size > MAX_FILE_BYTES:
-                findings.append(Finding(shown, 1, "", "", f"file is larger than "
-                                        f"{MAX_FILE_BYTES} bytes; not a manifest?"))
-                continue
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except UnicodeDecodeError:
-            findings.append(Finding(shown, 1, "", "", "not UTF-8 text"))
+            data = parsed[chunk] if chunk in parsed else fastyaml.load(chunk)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark
+            where = line - _leading_lines(chunk) + mark.line if mark else line
+            findings.append(Finding(shown, where, "", "", f"invalid YAML: {e.problem}"))
             continue
-        except OSError as e:
-            findings.append(Finding(shown, 1, "", "", f"cannot read file: {e.strerror}"))
+        except yaml.YAMLError as e:
+            findings.append(Finding(shown, line, "", "", "invalid YAML: "
+                                    + " ".join(str(e).split())[:300]))
             continue
-        for line, chunk in split_documents(text):
-            try:
-                data = parsed[chunk] if chunk in parsed else fastyaml.load(chunk)
-            except yaml.MarkedYAMLError as e:
-                mark = e.problem_mark
-                where = line - _leading_lines(chunk) + mark.line if mark else line
-                findings.append(Finding(shown, where, "", "", f"invalid YAML: {e.problem}"))
-                continue
-            except yaml.YAMLError as e:
-                findings.append(Finding(shown, line, "", "", "invalid YAML: "
-                                        + " ".join(str(e).split())[:300]))
-                continue
-            except fastyaml.TooLarge as e:
-                findings.append(Finding(shown, line, "", "", str(e)))
-                continue
-            parsed[chunk] = data
-            if data is not None:
-                documents.extend(_list_items(Document(shown, rel, line, chunk, data)))
+        except fastyaml.TooDeep as e:
+            findings.append(Finding(shown, line - _leading_lines(chunk) + e.line, "", "",
+                                    str(e)))
+            continue
+        except fastyaml.TooLarge as e:
+            findings.append(Finding(shown, line, "", "", str(e)))
+            continue
+        parsed[chunk] = data
+        if data is not None:
+            documents.extend(expand_lists(Document(shown, rel, line, chunk, data)))
     return documents, findings
 
 
-PARALLEL_FROM = 600  # files; below this a second process costs more than it saves
-
-
-def read_documents(root: str, shown_root: str, workers: int | None = None,
-                   ) -> tuple[list[Document], list[Finding]]:
-    """Every non-empty document under root, and findings for files that do not parse.
-
-    Big trees are read by one forked process per core (parsing dominates ``check``).
-    """
-    rels = list(tree_files(root))
-    workers = workers or min(os.cpu_count() or 1, 4)
-    if workers < 2 or len(rels) < PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
-        return _read_files(root, shown_root, rels)
-    shares = [rels[i::workers] for i in range(workers)]
-    with mp.get_context("fork").Pool(workers) as pool:
-        parts = pool.starmap(_read_files, [(root, shown_root, share) for share in shares])
-    order = {rel: i for i, rel in enumerate(rels)}
-    documents = sorted((d for docs, _ in parts for d in docs), key=lambda d: order[d.rel])
-    findings = [f for _, found in parts for f in found]
+def read_files(root: str, shown_root: str, rels: list[str],
+               known: Mapping[str, bytes] | None = None) -> tuple[list[Document], list[Finding]]:
+    """Every non-empty document of these files, and findings for files that do not parse.
+    ``known``: files whose bytes are known already (proven equal to a fresh render)."""
+    known = known or {}
+    documents: list[Document] = []
+    findings: list[Finding] = []
+    parsed: dict[str, Any] = {}  # identical documents (common in fleets) are parsed once
+    root, shown_root = os.path.join(root, ""), os.path.join(shown_root, "")
+    for rel in rels:
+        shown = shown_root + rel
+        try:
+            text = decode(known[rel]) if rel in known else read_text(root + rel)
+        except Unreadable as e:
+            findings.append(Finding(shown, 1, "", "", str(e)))
+            continue
+        docs, found = _parse(shown, rel, text, parsed)
+        documents += docs
+        findings += found
     return documents, findings

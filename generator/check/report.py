@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections import defaultdict
 
 from generator.check.findings import Finding
@@ -13,9 +12,15 @@ from generator.check.run import CheckReport
 def as_text(report: CheckReport) -> str:
     lines = [f.as_text() for f in report.findings]
     used = "used" if report.kubeconform_binary else "not used"
-    lines.append(f"checked {len(report.documents)} documents in {report.files} files: "
-                 f"{report.errors} errors, {report.warnings} warnings (kubeconform {used})")
+    counts = ", ".join(_count(n, what) for n, what in ((report.errors, "error"),
+                                                       (report.warnings, "warning")))
+    lines.append(f"checked {_count(len(report.documents), 'document')} in "
+                 f"{_count(report.files, 'file')}: {counts} (kubeconform {used})")
     return "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def as_json(report: CheckReport) -> str:
@@ -34,6 +39,8 @@ def as_json(report: CheckReport) -> str:
 
 def as_junit(report: CheckReport) -> str:
     """One test case per object (or file), failing with its errors."""
+    import xml.etree.ElementTree as ET  # only JUnit runs need it: not at start-up
+
     by_case: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     for doc in report.documents:
         ref = f"{doc.kind}/{doc.name}" if doc.kind and doc.name else doc.kind

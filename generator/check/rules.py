@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from generator.check.documents import Document
+from generator import fastyaml
+from generator.check.documents import Document, Unreadable, is_list, read_text
 from generator.check.findings import Finding
 from generator.check.schemas import Validator
 from generator.errors import EnvironmentFailure
@@ -39,21 +41,48 @@ def is_avp_placeholder(value: Any) -> bool:
     return isinstance(value, str) and bool(_AVP_PLACEHOLDER.match(value))
 
 
-def _secret_values(doc: Document) -> Iterator[tuple[str, str, Any]]:
+def secret_shaped(data: Any, at: tuple[str | int, ...] = ()
+                  ) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    """Every Secret in a document, whatever its apiVersion: the object itself, or the items
+    of a typed list (``SecretList``, or a List kubectl would not expand: no apiVersion).
+    The items of an expanded ``kind: List`` are documents of their own."""
+    if not isinstance(data, dict):
+        return
+    kind = data.get("kind")
+    if kind == "Secret":
+        yield at, data
+    items = data.get("items")
+    if isinstance(kind, str) and kind.lower().endswith("list") and isinstance(items, list) \
+            and not is_list(data):
+        for index, item in enumerate(items):
+            if kind == "SecretList" and isinstance(item, dict) and "kind" not in item:
+                yield (*at, "items", index), item
+            else:
+                yield from secret_shaped(item, (*at, "items", index))
+
+
+def _secret_values(secret: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
     for field in ("data", "stringData"):
-        values = doc.data.get(field)
+        values = secret.get(field)
         if isinstance(values, dict):
             for key, value in values.items():
                 yield field, str(key), value
 
 
 def secret_findings(doc: Document) -> Iterator[Finding]:
-    """No Secret may carry a readable value unless it opts out by annotation."""
-    meta = doc.data.get("metadata")
+    """No Secret anywhere in the document may carry a readable value unless it opts out by
+    annotation."""
+    for at, secret in secret_shaped(doc.data):
+        yield from _plaintext_findings(doc, at, secret)
+
+
+def _plaintext_findings(doc: Document, at: tuple[str | int, ...], secret: dict[str, Any]
+                        ) -> Iterator[Finding]:
+    meta = secret.get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, dict) else None
     opted_out = isinstance(annotations, dict) and annotations.get(ALLOW_PLAINTEXT) == "true"
-    encrypted = is_sops_encrypted(doc)
-    for field, key, value in _secret_values(doc):
+    encrypted = isinstance(secret.get("sops"), dict)
+    for field, key, value in _secret_values(secret):
         if value in (None, "") or opted_out:
             continue
         if encrypted and is_sops_value(value):
@@ -62,10 +91,57 @@ def secret_findings(doc: Document) -> Iterator[Finding]:
             continue
         what = ("is not encrypted although the Secret has a sops block (partially encrypted?)"
                 if encrypted else "holds a plaintext value")
-        yield doc.finding(f"{field}.{key} {what}: encrypt it (k10fleet inject, SOPS), use an "
-                          "argocd-vault-plugin placeholder, or annotate the Secret "
-                          f'{ALLOW_PLAINTEXT}: "true" if plaintext is intended',
-                          path=(field, key), pointer=f"/{field}/{key}")
+        where = "".join(f"{p}." for p in at)
+        yield doc.finding(f"{where}{field}.{cut(key)} {what}: encrypt it (k10fleet inject, "
+                          "SOPS), use an argocd-vault-plugin placeholder, or annotate the "
+                          f'Secret {ALLOW_PLAINTEXT}: "true" if plaintext is intended',
+                          path=(*at, field, key),
+                          pointer="".join(f"/{p}" for p in (*at, field, key)))
+
+
+def cut(text: str, limit: int = 80) -> str:
+    """A name from the input, short enough for a message."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def secret_leaves(data: Any) -> set[str]:
+    """Every value under the data/stringData of any Secret in the document, as text."""
+    leaves: set[str] = set()
+    for _, secret in secret_shaped(data):
+        stack = [secret.get("data"), secret.get("stringData")]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif item is not None and item != "":
+                leaves.add(str(item))
+                leaves.add(json.dumps(item))
+    return leaves
+
+
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def without_quoted(message: str) -> str:
+    return _QUOTED.sub("(value not shown)", message)
+
+
+def redact(message: str, path: tuple[str | int, ...], leaves: set[str],
+           rule: str | None = None) -> str:
+    """A message about a Secret that shows no value of its data: under ``data`` or
+    ``stringData`` only the rule broken is named (the caller names field and key); elsewhere
+    quoted text goes if it holds a value."""
+    under_data = any(p in ("data", "stringData") for p in path)
+    if not under_data and not any(leaf in message for leaf in leaves):
+        return message
+    if rule:
+        return f"value not shown; breaks the schema rule {rule}"
+    quoted_out = without_quoted(message)
+    if not any(leaf in quoted_out for leaf in leaves):
+        return quoted_out
+    return "value not shown; rejected by the schema"
 
 
 def schema_view(doc: Document) -> Any:
@@ -170,6 +246,21 @@ def _listed_paths(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield f"{field}.env", generator["env"]
 
 
+def _missing_entry(target: str, entry: str) -> str:
+    """What is wrong with a listed path (empty: a file; "directory": a kustomization)."""
+    try:
+        info = os.stat(target)
+    except OSError:
+        return f"{cut(entry)!r}, which does not exist"
+    if stat.S_ISDIR(info.st_mode):
+        if not any(os.path.exists(os.path.join(target, n)) for n in KUSTOMIZATION_FILES):
+            return f"directory {cut(entry)!r}, which has no kustomization.yaml"
+        return "directory"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{cut(entry)!r}, which is not a regular file (a device, pipe or socket?)"
+    return ""
+
+
 def kustomization_findings(doc: Document, root: str, engine: str, encrypted_files: set[str],
                            already_read: set[str]) -> Iterator[Finding]:
     """Every listed file exists and parses; Argo CD never gets an encrypted Secret as-is."""
@@ -183,29 +274,34 @@ def kustomization_findings(doc: Document, root: str, engine: str, encrypted_file
         yield doc.finding(f"secretGenerator {name!r} builds a Secret from plaintext kept in "
                           "Git; use a SOPS-encrypted Secret (KSOPS / Flux decryption) instead",
                           path=("secretGenerator",))
-    base = os.path.dirname(doc.rel)
+    base = os.path.join(root, os.path.dirname(doc.rel))
+    prefix = os.path.join(root, "")
     for field, entry in _listed_paths(doc.data):
         if _REMOTE.match(entry):
             continue
-        target = os.path.normpath(os.path.join(root, base, entry))
-        rel = os.path.relpath(target, root).replace(os.sep, "/")
-        if not os.path.exists(target):
-            yield doc.finding(f"{field} lists {entry!r}, which does not exist", path=(field,))
-            continue
-        if os.path.isdir(target):
-            if not any(os.path.exists(os.path.join(target, n)) for n in KUSTOMIZATION_FILES):
-                yield doc.finding(f"{field} lists directory {entry!r}, which has no "
-                                  "kustomization.yaml", path=(field,))
-            continue
+        target = os.path.normpath(os.path.join(base, entry))
+        rel = (target[len(prefix):] if target.startswith(prefix)
+               else os.path.relpath(target, root)).replace(os.sep, "/")
+        if rel not in already_read:  # a file read above exists and is regular: no stat
+            problem = _missing_entry(target, entry)
+            if problem == "directory":
+                continue
+            if problem:
+                yield doc.finding(f"{field} lists {problem}", path=(field,))
+                continue
         if field == "resources" and engine == "argocd" and rel in encrypted_files:
-            yield doc.finding(f"resources lists {entry!r}, a SOPS-encrypted Secret: Argo CD would "
-                              "apply it still encrypted; name it in a KSOPS generator instead",
+            yield doc.finding(f"resources lists {cut(entry)!r}, a SOPS-encrypted Secret: Argo CD "
+                              "would apply it still encrypted; name it in a KSOPS generator "
+                              "instead",
                               path=(field,))
         if entry.endswith((".yaml", ".yml")) and rel not in already_read:
             try:
-                with open(target, encoding="utf-8") as handle:
-                    list(yaml.load_all(handle, Loader=yaml.CSafeLoader))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+                text = read_text(target)
+                fastyaml.check_depth(text)
+                list(yaml.load_all(text, Loader=yaml.CSafeLoader))
+            except Unreadable as e:
+                yield doc.finding(f"{field} lists {cut(entry)!r}: {e}", path=(field,))
+            except (yaml.YAMLError, fastyaml.TooLarge) as e:
                 reason = getattr(e, "problem", None) or e
-                yield doc.finding(f"{field} lists {entry!r}, which does not parse: {reason}",
-                                  path=(field,))
+                yield doc.finding(f"{field} lists {cut(entry)!r}, which does not parse: "
+                                  f"{reason}", path=(field,))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
+import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,25 +16,37 @@ import yaml
 
 from generator import kubectl
 from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform
-from generator.check.documents import Document, read_documents
+from generator.check.documents import (
+    Document,
+    Unreadable,
+    is_list,
+    read_files,
+    read_text,
+    tree_entries,
+)
 from generator.check.findings import Finding
 from generator.check.rules import (
     KUSTOMIZATION_FILES,
     VALUES_FILE,
     ChartValues,
+    cut,
     is_sops_encrypted,
     kustomization_findings,
+    redact,
     schema_view,
     secret_findings,
+    secret_leaves,
     values_findings,
+    without_quoted,
 )
 from generator.check.schemas import (
     SchemaStore,
     kubernetes_schema_dir,
     write_standalone_cache,
 )
-from generator.errors import InvalidInput, UsageFailure
+from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.output import read_manifest
+from generator.tools import in_forked_child, parallel_jobs
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
@@ -89,11 +103,11 @@ def _name_findings(doc: Document) -> list[Finding]:
             _SUBDOMAIN if doc.kind in _SUBDOMAIN_KINDS else None)
     findings = []
     if rule is not None and (len(name) > 253 or not rule.match(name)):
-        findings.append(doc.finding(f"metadata.name {name!r} is not a valid {doc.kind} name "
+        findings.append(doc.finding(f"metadata.name {cut(name)!r} is not a valid {doc.kind} name "
                                     "(lower-case letters, digits, '-' and '.')",
                                     path=("metadata", "name"), pointer="/metadata/name"))
     elif rule is None and (name in (".", "..") or "/" in name or "%" in name or not name):
-        findings.append(doc.finding(f"metadata.name {name!r} is not a valid object name",
+        findings.append(doc.finding(f"metadata.name {cut(name)!r} is not a valid object name",
                                     path=("metadata", "name"), pointer="/metadata/name"))
     if doc.kind in ("Secret", "ConfigMap"):
         for data_field in ("data", "stringData", "binaryData"):
@@ -102,7 +116,7 @@ def _name_findings(doc: Document) -> list[Finding]:
                 for key in values:
                     if not _DATA_KEY.match(str(key)):
                         findings.append(doc.finding(
-                            f"{data_field} key {str(key)!r} is invalid (letters, digits, "
+                            f"{data_field} key {cut(str(key))!r} is invalid (letters, digits, "
                             "'-', '_' and '.')", path=(data_field, str(key))))
     return findings
 
@@ -128,74 +142,143 @@ class _Checker:
                                  options.crds)
         self.chart = ChartValues.load(options.k10_chart) if options.k10_chart else None
 
-    def document(self, doc: Document, engine: str, encrypted: set[str],
-                 parsed: set[str]) -> list[Finding]:
-        name = os.path.basename(doc.rel)
-        if name == VALUES_FILE:
+    def document(self, doc: Document) -> list[Finding]:
+        """Findings of one object (kustomizations are checked later, with the whole tree)."""
+        if os.path.basename(doc.rel) == VALUES_FILE and not doc.at:
             return list(values_findings(doc, self.chart))
-        if _is_kustomization(doc):
-            return list(kustomization_findings(doc, self.options.root, engine, encrypted,
-                                               parsed))
-        if not isinstance(doc.data, dict) or not doc.api_version or not doc.kind:
-            return [doc.finding("not a Kubernetes object (no apiVersion/kind)",
-                                level="warning")]
+        findings = list(secret_findings(doc))
+        problem = identity_problem(doc.data)
+        if problem:
+            return [doc.finding(problem, pointer=IDENTITY), *findings]
         if (doc.api_version, doc.kind) == KSOPS:
             return []  # a KSOPS generator spec, read by kustomize, never applied
+        if is_list(doc.data) and not isinstance(doc.data.get("items"), list):
+            return [doc.finding("a List needs items: a list of objects", path=("items",)),
+                    *findings]
         found = self.store.lookup(doc.api_version, doc.kind)
-        findings: list[Finding] = []
         if found is None:
             findings.append(doc.finding(
-                f"no schema for {doc.api_version} {doc.kind}; give its folder with "
+                f"no schema for {cut(doc.api_version)} {cut(doc.kind)}; give its folder with "
                 "--schema-location", level="error" if self.options.strict else "warning",
                 pointer="#missing-schema"))
         else:
-            validator, _source = found
-            for error in validator.errors(schema_view(doc)):
+            leaves = secret_leaves(doc.data)
+            for error in found[0].errors(schema_view(doc)):
                 where = ".".join(map(str, error.path))
-                findings.append(doc.finding(f"{where + ': ' if where else ''}{error.message}",
+                message = error.message
+                if leaves or doc.kind == "Secret":
+                    message = redact(message, error.path, leaves, error.rule)
+                findings.append(doc.finding(f"{where + ': ' if where else ''}{message}",
                                             path=error.path, pointer=error.pointer))
         findings.extend(_name_findings(doc))
-        if doc.kind == "Secret" and doc.api_version == "v1":
-            findings.extend(secret_findings(doc))
         return findings
 
 
-def _kubeconform_files(root: str, documents: list[Document]) -> list[str]:
-    skipped = {d.rel for d in documents if is_sops_encrypted(d) or _is_kustomization(d)
-               or os.path.basename(d.rel) == VALUES_FILE or (d.api_version, d.kind) == KSOPS}
-    manifests = sorted({d.rel for d in documents} - skipped)
-    return [os.path.join(root, rel) for rel in manifests]
+IDENTITY = "#identity"
+_NO_KIND = (f"every Kubernetes object needs both (only {VALUES_FILE} and kustomization.yaml, "
+            "known by name, carry none)")
+
+
+def _a(value: Any) -> str:
+    """What a value is, without showing it."""
+    for kind, name in ((bool, "a boolean"), (int, "a number"), (float, "a number"),
+                       (str, "a string"), (list, "a list"), (dict, "a mapping")):
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
+def identity_problem(data: Any) -> str:
+    """Why kubectl and kubeconform would not take this as an object ('' if they would)."""
+    if not isinstance(data, dict):
+        return (f"not a Kubernetes object: the document is {_a(data)}, not a mapping with "
+                f"apiVersion and kind; {_NO_KIND}")
+    problems = []
+    for key in ("apiVersion", "kind"):
+        value = data.get(key)
+        if value is None or value == "":
+            problems.append(f"no {key}")
+        elif not isinstance(value, str):
+            problems.append(f"{key} is {_a(value)}, not a string")
+    return f"not a Kubernetes object: {', '.join(problems)}; {_NO_KIND}" if problems else ""
+
+
+def _kubeconform_files(root: str, entries: list[tuple[str, bool]]) -> list[str]:
+    """Regular files for kubeconform, chosen by name so that it can start before we read
+    them; what it says about encrypted Secrets and KSOPS specs is set aside in ``_merge``."""
+    return [os.path.join(root, rel) for rel, regular in entries
+            if regular and os.path.basename(rel) not in (VALUES_FILE, *KUSTOMIZATION_FILES)]
+
+
+_PARSE_FAILURE = re.compile(r"error while parsing|error unmarshal|error converting YAML|"
+                            r"missing '(?:kind|apiVersion)' key")
+_FILE_LEVEL = ("invalid YAML", "nested deeper", "aliases expand", "not a regular file",
+               "not UTF-8", "file is larger", "cannot read file")
+
+
+def _shown_message(result: kubeconform.Result, doc: Document | None) -> str:
+    """kubeconform's message; about a Secret, without anything quoted (where its values
+    would be) and, under data or stringData, named as such."""
+    secretish = result.kind == "Secret" or result.kind.lower().endswith("list") or (
+        doc is not None and (doc.kind == "Secret" or doc.kind.lower().endswith("list")))
+    under_data = bool(re.search(r"/(?:data|stringData)(?:/|$)", result.pointer))
+    if not secretish and not under_data:
+        return result.message
+    message = without_quoted(result.message)
+    return f"value not shown; {message}" if under_data else message
 
 
 def _merge(ours: list[Finding], theirs: list[kubeconform.Result], documents: list[Document],
            root: str, strict: bool) -> list[Finding]:
     """kubeconform's findings beside ours; the same problem found by both is shown once."""
     by_object = {(os.path.join(root, d.rel), d.kind, d.name): d for d in documents}
+    set_aside = {os.path.join(root, d.rel) for d in documents
+                 if is_sops_encrypted(d) or (d.api_version, d.kind) == KSOPS}
     merged = list(ours)
     seen = {(f.file, f.kind, f.name, f.pointer): i for i, f in enumerate(merged)}
+    unreadable = {f.file: i for i, f in enumerate(merged)
+                  if f.pointer == IDENTITY or f.message.startswith(_FILE_LEVEL)}
     for result in theirs:
+        if result.filename in set_aside:
+            continue
         doc = by_object.get((result.filename, result.kind, result.name))
+        if _PARSE_FAILURE.search(result.message) and result.filename in unreadable:
+            _both(merged, unreadable[result.filename])
+            continue
+        message = _shown_message(result, doc)
         if doc is None:  # kubeconform read the file differently: still report it
-            shown = result.filename
-            merged.append(Finding(shown, 1, result.kind, result.name, result.message,
+            merged.append(Finding(result.filename, 1, result.kind, result.name, message,
                                   "warning" if result.missing_schema and not strict
                                   else "error", "kubeconform", result.pointer))
             continue
         pointer = "#missing-schema" if result.missing_schema else result.pointer
         key = (doc.file, doc.kind, doc.name, pointer)
         if key in seen:
-            index = seen[key]
-            previous = merged[index]
-            merged[index] = Finding(previous.file, previous.line, previous.kind, previous.name,
-                                    previous.message, previous.level,
-                                    "k10fleet+kubeconform", previous.pointer)
+            _both(merged, seen[key])
             continue
         path = tuple(p for p in pointer.split("/") if p and not p.startswith("#"))
         level = "warning" if result.missing_schema and not strict else "error"
-        merged.append(doc.finding(result.message, path=path, level=level, source="kubeconform",
+        merged.append(doc.finding(message, path=path, level=level, source="kubeconform",
                                   pointer=pointer))
         seen[key] = len(merged) - 1
     return merged
+
+
+def _both(findings: list[Finding], index: int) -> None:
+    """Mark a finding as found by kubeconform too."""
+    f = findings[index]
+    findings[index] = Finding(f.file, f.line, f.kind, f.name, f.message, f.level,
+                              "k10fleet+kubeconform", f.pointer)
+
+
+def _special_file(directory: str) -> str:
+    """The first entry under directory that is neither a folder, a file nor a link."""
+    for current, dirs, files in os.walk(directory):
+        for name in sorted(dirs + files):
+            mode = os.lstat(os.path.join(current, name)).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                return os.path.relpath(os.path.join(current, name), directory)
+    return ""
 
 
 def _kustomize_builds(root: str, documents: list[Document]) -> list[Finding]:
@@ -206,84 +289,159 @@ def _kustomize_builds(root: str, documents: list[Document]) -> list[Finding]:
         if not _is_kustomization(doc) or not isinstance(doc.data, dict):
             continue
         directory = os.path.join(root, os.path.dirname(doc.rel))
-        with tempfile.TemporaryDirectory(prefix="k10fleet-kustomize-") as scratch:
-            copy = os.path.join(scratch, "tree")
-            shutil.copytree(directory, copy, symlinks=True)
-            generators = [g for g in doc.data.get("generators") or []
-                          if not _is_ksops(os.path.join(directory, str(g)))]
-            data: dict[str, Any] = {**doc.data, "generators": generators}
-            if not generators:
-                data.pop("generators")
-            with open(os.path.join(copy, os.path.basename(doc.rel)), "w",
-                      encoding="utf-8") as handle:
-                yaml.safe_dump(data, handle)
-            status, _, stderr = kubectl.run_bounded([binary, "kustomize", copy],
-                                                    what=f"kubectl kustomize {doc.rel}")
+        special = _special_file(directory)
+        if special:
+            findings.append(doc.finding(f"kubectl kustomize not run: {cut(special)!r} is not "
+                                        "a regular file (a device, pipe or socket?)"))
+            continue
+        status, stderr = _kustomize(binary, directory, doc)
         if status != 0:
             findings.append(doc.finding("kubectl kustomize fails: "
                                         f"{kubectl.failure_reason(stderr, status)}"))
     return findings
 
 
+def _kustomize(binary: str, directory: str, doc: Document) -> tuple[int, bytes]:
+    """(exit status, stderr) of ``kubectl kustomize`` on a copy, KSOPS generators set aside."""
+    with tempfile.TemporaryDirectory(prefix="k10fleet-kustomize-") as scratch:
+        copy = os.path.join(scratch, "tree")
+        shutil.copytree(directory, copy, symlinks=True)
+        generators = [g for g in doc.data.get("generators") or []
+                      if not _is_ksops(os.path.join(directory, str(g)))]
+        data: dict[str, Any] = {**doc.data, "generators": generators}
+        if not generators:
+            data.pop("generators")
+        with open(os.path.join(copy, os.path.basename(doc.rel)), "w",
+                  encoding="utf-8") as handle:
+            yaml.safe_dump(data, handle)
+        status, _, stderr = kubectl.run_bounded([binary, "kustomize", copy],
+                                                what=f"kubectl kustomize {doc.rel}")
+    return status, stderr
+
+
 def _is_ksops(path: str) -> bool:
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(read_text(path))
+    except (Unreadable, yaml.YAMLError):
         return False
     return isinstance(data, dict) and (data.get("apiVersion"), data.get("kind")) == KSOPS
 
 
-def run_check(options: CheckOptions,
-              progress: Callable[[int, int], None] | None = None) -> CheckReport:
-    """Check the tree at ``options.root``; findings are data, nothing is printed."""
+PARALLEL_FROM = 600  # files; below this a forked helper costs more than it saves
+
+
+def _check_share(checker: _Checker, root: str, rels: list[str], known: Mapping[str, bytes]
+                 ) -> tuple[list[Document], list[Finding]]:
+    """Read and check these files; documents come back cut to their identity (cheap to send
+    from a helper), kustomizations whole: they are checked with the whole tree."""
+    documents, findings = read_files(root, root, rels, known)
+    out = []
+    for doc in documents:
+        if _is_kustomization(doc):
+            out.append(doc)
+        else:
+            findings += checker.document(doc)
+            out.append(doc.identity())
+    return out, findings
+
+
+def _check_files(checker: _Checker, root: str, rels: list[str], known: Mapping[str, bytes]
+                 ) -> tuple[list[Document], list[Finding]]:
+    """Both cores on big trees: half the files in a forked helper, half here."""
+    if len(rels) < PARALLEL_FROM or parallel_jobs() < 2:
+        return _check_share(checker, root, rels, known)
+    theirs = in_forked_child(lambda: _check_share(checker, root, rels[1::2], known))
+    try:
+        documents, findings = _check_share(checker, root, rels[0::2], known)
+    finally:
+        try:
+            their_documents, their_findings = theirs()
+        except OSError as e:
+            raise EnvironmentFailure(f"the check helper process failed ({e.strerror}); the "
+                                     "tree was not checked") from None
+    order = {rel: i for i, rel in enumerate(rels)}
+    documents = sorted(documents + their_documents, key=lambda d: order[d.rel])
+    return documents, findings + their_findings
+
+
+def _start_kubeconform(options: CheckOptions, store: SchemaStore,
+                       entries: list[tuple[str, bool]], notes: list[str]
+                       ) -> tuple[str | None, subprocess.Popen[str] | None]:
+    binary = kubeconform.locate(options.kubeconform)
+    manifests = _kubeconform_files(options.root, entries)
+    if not binary:
+        if options.kubeconform != "off":
+            notes.append("kubeconform not found: checked with k10fleet's validator only "
+                         f"(install it for a second opinion: {kubeconform.INSTALL_HINT})")
+        return None, None
+    if not manifests:
+        return binary, None
+    version = kubernetes_schema_dir(options.kubernetes_version).name
+    version = version.removeprefix("v").removesuffix("-local-strict")
+    standalone = os.path.dirname(write_standalone_cache(options.kubernetes_version,
+                                                        kubeconform.cache_root()))
+    locations = store.kubeconform_locations(kubeconform.cache_root())
+    return binary, kubeconform.start(kubeconform.command(binary, manifests, version, standalone,
+                                                         locations))
+
+
+def run_check(options: CheckOptions, progress: Callable[[int, int], None] | None = None,
+              known: Mapping[str, bytes] | None = None) -> CheckReport:
+    """Check the tree at ``options.root``; findings are data, nothing is printed.
+    ``known``: files (relative path -> bytes) already read and proven equal to what is on
+    disk, by ``render --check`` in ``k10fleet ci``; they are not read again."""
     root = options.root
     if not os.path.isdir(root):
         raise UsageFailure(f"{root} is not a directory")
     checker = _Checker(options)
-    documents, findings = read_documents(root, root)
-    files = len({d.rel for d in documents}) + len({f.file for f in findings})
-    binary = kubeconform.locate(options.kubeconform)
-    process = None
+    entries = list(tree_entries(root))
+    rels = [rel for rel, _ in entries]
     notes: list[str] = []
-    manifests = _kubeconform_files(root, documents)
-    if binary and manifests:
-        version = kubernetes_schema_dir(options.kubernetes_version).name
-        version = version.removeprefix("v").removesuffix("-local-strict")
-        standalone = os.path.dirname(write_standalone_cache(options.kubernetes_version,
-                                                            kubeconform.cache_root()))
-        locations = checker.store.kubeconform_locations(kubeconform.cache_root())
-        process = kubeconform.start(kubeconform.command(binary, manifests, version, standalone,
-                                                        locations))
-    elif not binary and options.kubeconform != "off":
-        notes.append("kubeconform not found: checked with k10fleet's validator only (install "
-                     f"it for a second opinion: {kubeconform.INSTALL_HINT})")
-    engine = _tree_engine(root)
-    encrypted = {d.rel for d in documents if is_sops_encrypted(d)}
-    # files already read above need no second parse when a kustomization lists them
-    parsed = {d.rel for d in documents} | {
-        os.path.relpath(f.file, root).replace(os.sep, "/") for f in findings}
-    for index, doc in enumerate(documents):
-        if progress is not None and index % 500 == 0:
-            progress(index, len(documents))
-        findings.extend(checker.document(doc, engine, encrypted, parsed))
+    binary, process = _start_kubeconform(options, checker.store, entries, notes)
+    try:
+        documents, findings = _check_files(checker, root, rels, known or {})
+    except BaseException:
+        if process is not None:
+            process.kill()
+            process.wait()
+        raise
     if progress is not None:
-        progress(len(documents), len(documents))
+        progress(len(rels), len(rels))
+    shown = os.path.join(root, "")
+    files = len({d.rel for d in documents} | {f.file.removeprefix(shown) for f in findings})
+    findings += _kustomization_findings(root, documents, findings)
     if process is not None:
         findings = _merge(findings, kubeconform.collect(process), documents, root,
                           options.strict)
     if options.kustomize:
         findings.extend(_kustomize_builds(root, documents))
     if options.fleet:
-        from generator import pipeline
-
-        drift = pipeline.render(options.fleet, root, check=True).drift
-        assert drift is not None
-        for label, paths in (("missing", drift.missing), ("differs", drift.differing),
-                             ("extra", drift.extra)):
-            for rel in paths:
-                findings.append(Finding(os.path.join(root, rel), 1, "", "",
-                                        f"{label}: not what {options.fleet} renders; run "
-                                        f"`k10fleet render {options.fleet} -o {root}`"))
+        findings.extend(_drift_findings(options.fleet, root))
     findings.sort(key=lambda f: (f.file, f.line, f.kind, f.name, f.message))
     return CheckReport(findings, documents, files, binary, notes)
+
+
+def _kustomization_findings(root: str, documents: list[Document], findings: list[Finding]
+                            ) -> list[Finding]:
+    engine = _tree_engine(root)
+    encrypted = {d.rel for d in documents if is_sops_encrypted(d)}
+    # files already read need no second look when a kustomization lists them
+    parsed = {d.rel for d in documents} | {
+        os.path.relpath(f.file, root).replace(os.sep, "/") for f in findings}
+    normalized = os.path.normpath(root)
+    out: list[Finding] = []
+    for doc in documents:
+        if _is_kustomization(doc):
+            out += kustomization_findings(doc, normalized, engine, encrypted, parsed)
+    return out
+
+
+def _drift_findings(fleet: str, root: str) -> list[Finding]:
+    from generator import pipeline
+
+    drift = pipeline.render(fleet, root, check=True).drift
+    assert drift is not None
+    return [Finding(os.path.join(root, rel), 1, "", "", f"{label}: not what {fleet} renders; "
+                    f"run `k10fleet render {fleet} -o {root}`")
+            for label, paths in (("missing", drift.missing), ("differs", drift.differing),
+                                 ("extra", drift.extra)) for rel in paths]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib.util
 import json
 import os
 import re
@@ -52,6 +53,16 @@ class SchemaError:
     pointer: str
     path: tuple[str | int, ...]
     message: str
+    rule: str = "schema"  # the rule broken, without the value: for messages about Secrets
+
+
+_SAFE_DETAILS = ("format", "types", "pattern", "limit")
+
+
+def _rule_of(name: str, details: dict[str, Any]) -> str:
+    shown = [", ".join(map(str, v)) if isinstance(v, list) else str(v)
+             for k, v in details.items() if k in _SAFE_DETAILS]
+    return f"{name} ({'; '.join(shown)})" if shown else name
 
 
 class Validator:
@@ -88,11 +99,15 @@ class Validator:
                 return
             for error in found:
                 path = tuple(error.instance_path)
-                yield SchemaError(_pointer(path), path, error.message)
+                kind = error.kind
+                yield SchemaError(_pointer(path), path, error.message,
+                                  _rule_of(kind.name, kind.as_dict()))
         else:
             for error in self._slow.iter_errors(instance):
                 path = tuple(error.absolute_path)
-                yield SchemaError(_pointer(path), path, error.message)
+                rule = str(error.validator)
+                details = {{"type": "types"}.get(rule, rule): error.validator_value}
+                yield SchemaError(_pointer(path), path, error.message, _rule_of(rule, details))
 
 
 def _pointer(path: tuple[str | int, ...]) -> str:
@@ -100,12 +115,12 @@ def _pointer(path: tuple[str | int, ...]) -> str:
 
 
 def kubernetes_schema_root() -> Path:
-    try:
-        import kubernetes_validate
-    except ImportError as e:
+    """Found without importing the package (which would import jsonschema and more)."""
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.origin:
         raise EnvironmentFailure("check needs the kubernetes-validate package for Kubernetes "
-                                 "schemas: pip install kubernetes-validate") from e
-    return Path(kubernetes_validate.__file__).resolve().parent / "kubernetes-json-schema"
+                                 "schemas: pip install kubernetes-validate")
+    return Path(spec.origin).resolve().parent / "kubernetes-json-schema"
 
 
 @cache

@@ -96,8 +96,8 @@ def _k10fleet_commands(recipe: Path) -> list[str]:
 def test_ci_recipe_commands_pass_on_the_example(recipe: str, tmp_path: Path) -> None:
     commands = [c for c in _k10fleet_commands(REPO / "examples/ci" / recipe)
                 if not c.startswith("k10fleet diff")]  # the PR summary: test_newcomer.py
-    assert [c.split()[1] for c in commands] == ["validate", "render", "check"]
-    assert "--check" in commands[1] and "--format junit" in commands[2]
+    assert [c.split()[1] for c in commands] == ["ci"]  # validate + render --check + check
+    assert "--junit k10fleet-check.xml" in commands[0]
     shutil.copy(REPO / "fleet.yaml", tmp_path / "fleet.yaml")
     shutil.copytree(REPO / "output", tmp_path / "output")
     python = shlex.quote(sys.executable)

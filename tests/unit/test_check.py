@@ -300,7 +300,7 @@ def test_reports_parse(tree: Path) -> None:
     assert len(cases) == 22
     failed = [c for c in cases if not c.is_passed]
     assert [c.name for c in failed] == ["ConfigMap/mc-join-config"]
-    assert as_text(report).endswith("1 errors, 0 warnings (kubeconform not used)")
+    assert as_text(report).endswith("1 error, 0 warnings (kubeconform not used)")
 
 
 def test_cli_exit_codes_and_formats(tree: Path) -> None:

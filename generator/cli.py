@@ -18,7 +18,7 @@ import click
 
 from generator.check import DEFAULT_KUBERNETES_VERSION
 from generator.errors import CheckFailed, EnvironmentFailure, InvalidInput, K10FleetError
-from generator.problems import Problem, problems_as_json
+from generator.problems import Problem, problems_as_json, problems_as_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,9 +34,14 @@ FLEET_ARGUMENT = click.argument("fleet", default="fleet.yaml", metavar="[FLEET]"
                                 type=click.Path(dir_okay=False))
 
 
+def fleet_and_tree(command: F) -> F:
+    """The FLEET argument and the -o/--output tree, which every tree command takes."""
+    return FLEET_ARGUMENT(OUTPUT_OPTION(command))
+
+
 def _echo_problems(problems: Sequence[Problem], *, err: bool) -> None:
-    for problem in problems:
-        click.echo(problem.as_text(), err=err)
+    if problems:
+        click.echo(problems_as_text(problems), err=err)
 
 
 def handle_errors(func: F) -> F:
@@ -49,6 +54,8 @@ def handle_errors(func: F) -> F:
         as_json = kwargs.get("output_format") == "json"
         try:
             return func(*args, **kwargs)
+        except CheckFailed as e:  # the command reported the differences already
+            ctx.exit(e.exit_code)
         except InvalidInput as e:
             if as_json:
                 click.echo(problems_as_json(e.problems))
@@ -160,8 +167,7 @@ def _echo_validation(results: Sequence[Any]) -> None:
 
 
 @main.command()
-@FLEET_ARGUMENT
-@OUTPUT_OPTION
+@fleet_and_tree
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 listing files that are missing, differ or are extra.")
 @FORMAT_OPTION
@@ -187,17 +193,15 @@ def render(fleet: str, out_dir: str | None, check: bool, output_format: str) -> 
     else:
         _echo_render(outcome, fleet, outcome.out_dir)
     if outcome.drift is not None and not outcome.drift.clean:
-        raise click.exceptions.Exit(CheckFailed.exit_code)
+        raise CheckFailed()
 
 
 def _echo_render(outcome: Any, fleet: str, out_dir: str) -> None:
     _echo_problems(outcome.warnings, err=True)
     if outcome.drift is not None:
         drift = outcome.drift
-        for label, paths in (("missing", drift.missing), ("differs", drift.differing),
-                             ("extra", drift.extra)):
-            for path in paths:
-                click.echo(f"{label}: {out_dir.rstrip('/')}/{path}")
+        for status, path in drift.entries():
+            click.echo(f"{status}: {out_dir.rstrip('/')}/{path}")
         if drift.clean:
             click.echo(f"{out_dir} is up to date with {fleet}")
         else:
@@ -297,8 +301,7 @@ def _echo_check(result: Any, output_format: str) -> None:
 
 
 @main.command()
-@FLEET_ARGUMENT
-@OUTPUT_OPTION
+@fleet_and_tree
 @check_options
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False),
               help="Also write the check stage's report as JUnit XML to this file.")
@@ -372,8 +375,7 @@ def token_import(fleet: str, source: str | None, output_format: str) -> None:
 
 
 @main.command()
-@FLEET_ARGUMENT
-@OUTPUT_OPTION
+@fleet_and_tree
 @click.option("--age", multiple=True, metavar="RECIPIENT",
               help="age recipient(s) for sops mode; default: the nearest .sops.yaml above DIR.")
 @click.option("--plain-dir", type=click.Path(file_okay=False),
@@ -499,7 +501,7 @@ def labels(fleet: str, source: str | None, apply_changes: bool, output_format: s
     elif drifting:
         click.echo(f"{drifting} Cluster object(s) differ from the fleet: run `k10fleet labels "
                    f"{fleet} --apply`", err=True)
-        raise click.exceptions.Exit(CheckFailed.exit_code)
+        raise CheckFailed()
 
 
 def _interactive() -> bool:
@@ -510,9 +512,9 @@ def _interactive() -> bool:
 @main.command()
 def schema() -> None:
     """Print the fleet.yaml JSON Schema (for editors and the YAML language server)."""
-    from generator.resources import data_dir
+    from generator.resources import read_text
 
-    click.echo((data_dir("schemas") / "fleet.schema.json").read_text(encoding="utf-8"), nl=False)
+    click.echo(read_text("schemas/fleet.schema.json"), nl=False)
 
 
 INIT_FLAGS = {"name": "--name", "primary": "--primary", "ingress": "--ingress",
@@ -592,8 +594,7 @@ def init(path: str, name: str | None, primary: str | None, ingress: str | None,
 
 
 @main.command()
-@FLEET_ARGUMENT
-@OUTPUT_OPTION
+@fleet_and_tree
 @click.option("--color/--no-color", default=None,
               help="Colour the diff (default: on a terminal, unless NO_COLOR is set).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]),

@@ -8,14 +8,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from generator.problems import cut
+
 if TYPE_CHECKING:
-    from generator.problems import Problem
+    from generator.problems import Problem, RuleId
 
 
 class K10FleetError(Exception):
     """Base class; ``exit_code`` is what the CLI returns for it."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return cut(super().__str__())
 
 
 class InvalidInput(K10FleetError):
@@ -27,11 +32,29 @@ class InvalidInput(K10FleetError):
         self.problems = list(problems)
         super().__init__(f"{len(self.problems)} problem(s) found")
 
+    @classmethod
+    def in_file(cls, source: str, message: str, *, rule: RuleId) -> InvalidInput:
+        """A problem with a whole input (kubectl output, a token file), not one place in it."""
+        from generator.problems import Problem  # problems imports nothing of errors
+
+        return cls([Problem(source, 1, 1, "", message, rule=rule)])
+
 
 class CheckFailed(K10FleetError):
-    """A check (such as ``render --check``) found differences."""
+    """A check (``render --check``, ``labels`` without ``--apply``) found differences; the
+    command has already reported them, so the CLI only sets the exit code."""
 
     exit_code = 1
+
+
+class InternalError(K10FleetError):
+    """k10fleet broke one of its own promises (two objects for one file, an unsafe path from
+    a renderer): a bug to report, never the user's input."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"internal error: {message}; please report it")
 
 
 class EnvironmentFailure(K10FleetError):

@@ -9,27 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets as pysecrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from generator.fleet.model import Cluster, Fleet
-from generator.output import FileSpec, Manifest, WriteResult
-from generator.render.central import credential_file, credential_secret, credentialed_profiles
-from generator.render.fleet import (
-    MC_JOIN_SOPS_FILE,
-    cluster_dir,
-    join_config_data,
-    mc_join_secret,
-    needs_endpoint,
+from generator.output import (
+    FileSpec,
+    Manifest,
+    WriteResult,
+    read_tree_file,
+    write_private_files,
 )
+from generator.render.eso import needs_endpoint
+from generator.render.global_resources import (
+    credential_file,
+    credential_secret,
+    credentialed_profiles,
+)
+from generator.render.layout import MC_JOIN_SOPS_FILE, cluster_dir
 from generator.render.templates import object_meta
+from generator.render.tree import join_config_data, mc_join_secret
 from generator.render.yamlout import dump
 from generator.secrets import sops
 from generator.secrets.base import open_store, optional
 from generator.tokens import JoinToken
-from generator.tools import atomic_write
 
 
 def fingerprint(plaintext: bytes, recipients: Sequence[str], salt: bytes | None = None) -> str:
@@ -112,10 +116,9 @@ def sops_files(out_dir: str, old: Manifest, secrets: list[tuple[str, str, bytes]
             key = (stored, plaintext)
             if key not in verified:
                 verified[key] = fingerprint_matches(stored, plaintext, recipients)
-            path = os.path.join(out_dir, rel)
-            if verified[key] and os.path.isfile(path):
-                with open(path, "rb") as handle:
-                    files[rel] = FileSpec(handle.read(), owner="inject", fingerprint=stored)
+            content = read_tree_file(out_dir, rel) if verified[key] else None
+            if content is not None:  # never read through a symlink
+                files[rel] = FileSpec(content, owner="inject", fingerprint=stored)
                 outcome.kept += 1
                 continue
         shared = plaintext + b"\0" + ",".join(recipients).encode()
@@ -130,6 +133,9 @@ def sops_files(out_dir: str, old: Manifest, secrets: list[tuple[str, str, bytes]
     return files
 
 
+PLAIN_HEADER = "# Apply against "  # how k10fleet's plaintext files begin
+
+
 def _plain_documents(fleet: Fleet, secondary: Cluster, joined: JoinToken) -> str:
     config = {"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": object_meta(fleet.name, "mc-join-config", secondary.kasten.namespace,
@@ -137,28 +143,21 @@ def _plain_documents(fleet: Fleet, secondary: Cluster, joined: JoinToken) -> str
               "data": join_config_data(fleet, secondary)}
     secret = mc_join_secret(fleet, secondary, joined.token,
                             joined.endpoint if needs_endpoint(secondary) else None)
-    return (f"# Apply against secondary {secondary.name}: kubectl apply -f {secondary.name}.yaml"
+    return (f"{PLAIN_HEADER}secondary {secondary.name}: kubectl apply -f {secondary.name}.yaml"
             f"\n# Contains the join token in plaintext: keep it out of Git, delete it after use."
             f"\n{dump(config)}---\n{secret}")
 
 
 def write_plain(fleet: Fleet, plain_dir: str, joined: JoinToken,
-                 credentials: dict[str, dict[str, str]]) -> list[str]:
-    os.makedirs(plain_dir, mode=0o700, exist_ok=True)
-    os.chmod(plain_dir, 0o700)
-    written = []
-    for secondary in join_targets(fleet):
-        target = os.path.join(plain_dir, f"{secondary.name}.yaml")
-        atomic_write(target, _plain_documents(fleet, secondary, joined).encode(), 0o600)
-        written.append(target)
+                credentials: dict[str, dict[str, str]]) -> list[str]:
+    files = {f"{s.name}.yaml": _plain_documents(fleet, s, joined).encode()
+             for s in join_targets(fleet)}
     profiles = credentialed_profiles(fleet)
     if profiles:
         primary = fleet.primary.name
-        text = (f"# Apply against primary {primary}: kubectl apply -f {primary}.yaml\n"
+        text = (f"{PLAIN_HEADER}primary {primary}: kubectl apply -f {primary}.yaml\n"
                 "# Contains profile credentials in plaintext: keep it out of Git, delete it "
                 "after use.\n" + "---\n".join(
                     credential_secret(fleet, p, credentials[p.name]) for p in profiles))
-        target = os.path.join(plain_dir, f"{primary}.yaml")
-        atomic_write(target, text.encode(), 0o600)
-        written.append(target)
-    return written
+        files[f"{primary}.yaml"] = text.encode()
+    return write_private_files(plain_dir, files, PLAIN_HEADER.encode())

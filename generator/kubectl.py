@@ -25,7 +25,7 @@ import yaml
 
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.model import Cluster
-from generator.problems import Problem
+from generator.problems import RuleId
 from generator.tables import clean
 from generator.tools import find_tool
 
@@ -196,10 +196,10 @@ def read_saved(path: str, stdin: IO[bytes] | None, limit: int) -> str:
         data = _read_regular(path, limit)
     if data is None:
         raise bad_output(source, f"larger than {limit} bytes: not the kubectl output expected "
-                         "here", rule="input")
+                         "here", rule="size")
     if not data.strip():
         raise bad_output(source, "the input was empty: expected kubectl JSON or YAML output",
-                         rule="input")
+                         rule="yaml")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -226,9 +226,9 @@ def _is_regular(fd: int) -> bool:
     return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
-def bad_output(source: str, message: str, rule: str) -> InvalidInput:
+def bad_output(source: str, message: str, rule: RuleId) -> InvalidInput:
     """Kubectl output (saved or live) that is not what was asked for: exit 1 at ``source``."""
-    return InvalidInput([Problem(source, 1, 1, "", message, rule=rule)])
+    return InvalidInput.in_file(source, message, rule=rule)
 
 
 def object_name(obj: Any) -> str | None:

@@ -15,6 +15,7 @@ Clusters that need the same change are patched by one kubectl call.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,6 @@ from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.model import MC_NAMESPACE, Fleet
 from generator.fleet.selectors import label_key_problem
 from generator.fleet.validate import load_fleet
-from generator.problems import Problem
 from generator.tables import table
 
 MANAGED_LABELS = "k10fleet.io/managed-labels"
@@ -51,8 +51,7 @@ class LabelChange:
     annotate: bool = False  # the managed-labels annotation must change
 
 
-def _bad_input(source: str, message: str) -> InvalidInput:
-    return InvalidInput([Problem(source, 1, 1, "", message, rule="labels")])
+_bad_input = functools.partial(InvalidInput.in_file, rule="labels")
 
 
 def _managed_label_keys(meta: dict[str, Any]) -> frozenset[str]:

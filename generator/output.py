@@ -11,6 +11,7 @@ Nothing here knows about Kasten.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -19,7 +20,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
+import shlex
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -27,9 +28,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.errors import EnvironmentFailure, InvalidInput, OutputLocked
+from generator import statcache
+from generator.errors import (
+    EnvironmentFailure,
+    InternalError,
+    InvalidInput,
+    OutputLocked,
+    UsageFailure,
+)
+from generator.forking import in_forked_child, parallel_jobs
 from generator.problems import Problem
-from generator.tools import in_forked_child, parallel_jobs
 
 MANIFEST = ".k10fleet-manifest.json"
 MANIFEST_FORMAT = 1
@@ -92,10 +100,18 @@ class Drift:
     missing: list[str] = field(default_factory=list)
     differing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)  # in the way and not written by k10fleet
 
     @property
     def clean(self) -> bool:
         return not (self.missing or self.differing or self.extra)
+
+    def entries(self) -> Iterator[tuple[str, str]]:
+        """(status, path) in report order; status is missing, differs or extra."""
+        for status, paths in (("missing", self.missing), ("differs", self.differing),
+                              ("extra", self.extra)):
+            for path in paths:
+                yield status, path
 
 
 @dataclass
@@ -113,25 +129,160 @@ def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # a 10,000-cluster tree's manifest is ~10 MB
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_OWNERS = ("render", "inject")
+_CLUSTER_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
+_CLUSTER_ROLES = ("primary", "secondary")
+
+
 def read_manifest(out_dir: str) -> Manifest:
-    """The tree's manifest; an absent tree or manifest is an empty one."""
+    """The tree's manifest; an absent tree or manifest is an empty one.
+
+    The manifest sits in a tree anyone can edit, so it is untrusted input: a symlink is
+    not followed, and every path, mode, owner and cluster in it is checked before use.
+    """
     path = os.path.join(out_dir, MANIFEST)
     try:
-        with open(path, "rb") as handle:
-            doc = json.loads(handle.read())
+        raw = _read_regular(path, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         return Manifest()
-    except (OSError, ValueError) as e:
-        raise InvalidInput([Problem(path, 1, 1, "", f"cannot read the k10fleet manifest ({e}); "
-                                    "restore it from Git, or delete it and remove stale "
-                                    "generated files by hand", rule="manifest")]) from e
-    if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict) or not all(
-            isinstance(entry, dict) and _ENTRY_MODE.match(str(entry.get("mode", "0644")))
-            and isinstance(entry.get("owner", ""), str) for entry in doc["files"].values()):
-        raise InvalidInput([Problem(path, 1, 1, "", "not a valid k10fleet manifest; restore it "
-                                    "from Git or delete it", rule="manifest")])
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot read {path}: {e.strerror or e}") from e
+    if raw is None:
+        raise _bad_manifest(path, "it is not a regular file (a symbolic link?)")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise _bad_manifest(path, "it is not JSON") from e
+    reason = _manifest_problem(doc)
+    if reason:
+        raise _bad_manifest(path, reason)
     meta = {k: v for k, v in doc.items() if k not in ("generator", "format", "files")}
     return Manifest(files=doc["files"], meta=meta)
+
+
+def _bad_manifest(path: str, reason: str) -> InvalidInput:
+    return InvalidInput([Problem(path, 1, 1, "", f"not a valid k10fleet manifest ({reason}); "
+                                 "restore it from Git, or delete it and remove stale "
+                                 "generated files by hand", rule="manifest")])
+
+
+def _manifest_problem(doc: Any) -> str:
+    """Why ``doc`` is not a manifest k10fleet could have written ("" when it is)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
+        return "no files mapping"
+    for rel, entry in doc["files"].items():
+        if not isinstance(rel, str) or unsafe_path(rel) or rel == MANIFEST:
+            return f"file path {rel!r} is not a path inside the tree"
+        if not isinstance(entry, dict) or not _ENTRY_MODE.match(str(entry.get("mode", "0644"))):
+            return f"entry for {rel} has no valid mode"
+        if entry.get("owner", "render") not in _OWNERS:
+            return f"entry for {rel} has an unknown owner"
+        if not _SHA256.match(str(entry.get("sha256", "0" * 64))):
+            return f"entry for {rel} has no valid sha256"
+        if not isinstance(entry.get("fingerprint", ""), str):
+            return f"entry for {rel} has an invalid fingerprint"
+    clusters = doc.get("clusters", {})
+    if not isinstance(clusters, dict):
+        return "clusters is not a mapping"
+    for name, info in clusters.items():
+        if not (isinstance(name, str) and _CLUSTER_NAME.match(name) and isinstance(info, dict)
+                and info.get("role") in _CLUSTER_ROLES
+                and _CLUSTER_NAME.match(str(info.get("clusterName", name)))):
+            return f"cluster {name!r} is not a cluster k10fleet could have written"
+    return ""
+
+
+def _read_regular(path: str, limit: int) -> bytes | None:
+    """The bytes of a regular file, never through a symlink and never blocking on a FIFO
+    or device; None when ``path`` is something else. OSError when it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # the last component is a symbolic link
+            return None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """What is at a path inside the tree, found without following any symbolic link."""
+
+    kind: str  # missing | file | link | other (a folder, FIFO, device) | blocked
+    info: os.stat_result | None = None
+    blocker: str = ""  # for ``blocked``: the ancestor that is not a real folder
+
+
+DirCache = dict[str, tuple[str, str]]
+
+
+def _folder_state(root: str, rel_dir: str, cache: DirCache) -> tuple[str, str]:
+    """("ok", "") when every component of ``rel_dir`` is a real folder (no symlink), else
+    ("missing" | "blocked", the first component that is not)."""
+    prefix = ""
+    for part in rel_dir.split("/") if rel_dir else ():
+        prefix = f"{prefix}/{part}" if prefix else part
+        state = cache.get(prefix)
+        if state is None:
+            try:
+                info = os.lstat(os.path.join(root, prefix))
+            except FileNotFoundError:
+                state = ("missing", prefix)
+            except NotADirectoryError:
+                state = ("blocked", prefix)
+            except OSError as e:
+                raise EnvironmentFailure(f"cannot read {os.path.join(root, prefix)}: "
+                                         f"{e.strerror}") from e
+            else:
+                state = ("ok", "") if stat.S_ISDIR(info.st_mode) else ("blocked", prefix)
+            cache[prefix] = state
+        if state[0] != "ok":
+            return state
+    return ("ok", "")
+
+
+def tree_entry(root: str, rel: str, cache: DirCache | None = None) -> TreeEntry:
+    """What ``rel`` is inside ``root``; a symlink anywhere below ``root`` is never followed
+    (``root`` itself may be one)."""
+    state, where = _folder_state(root, os.path.dirname(rel), {} if cache is None else cache)
+    if state != "ok":
+        return TreeEntry(state, blocker=where if state == "blocked" else "")
+    try:
+        info = os.lstat(os.path.join(root, rel))
+    except FileNotFoundError:
+        return TreeEntry("missing")
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot read {os.path.join(root, rel)}: {e.strerror}") from e
+    if stat.S_ISREG(info.st_mode):
+        return TreeEntry("file", info)
+    return TreeEntry("link" if stat.S_ISLNK(info.st_mode) else "other", info)
+
+
+def read_tree_file(root: str, rel: str, cache: DirCache | None = None) -> bytes | None:
+    """The bytes of the regular file ``rel`` inside ``root``; None when it is missing, a
+    symlink (which may lead out of the tree), under a symlinked folder, or not a file."""
+    if tree_entry(root, rel, cache).kind != "file":
+        return None
+    try:
+        return _read_regular(os.path.join(root, rel), MAX_TREE_FILE)
+    except OSError:
+        return None
+
+
+MAX_TREE_FILE = 64 * 1024 * 1024
 
 
 def _sibling(out_dir: str, suffix: str) -> str:
@@ -158,18 +309,21 @@ def locked(out_dir: str) -> Iterator[None]:
         os.close(handle)
 
 
-def _matches(path: str, spec: FileSpec) -> bool:
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    if not stat.S_ISREG(info.st_mode) or info.st_size != len(spec.content):
+def _matches(path: str, info: os.stat_result, spec: FileSpec,
+             known_sha: str | None = None) -> bool:
+    """``info`` is the lstat of a regular file at ``path``; ``known_sha``: the digest of its
+    bytes when the stat cache proves it, so the file need not be read again."""
+    if info.st_size != len(spec.content):
         return False
     # Git records only the executable bit, so a clone under another umask must not drift.
     if bool(info.st_mode & 0o111) != bool(spec.mode & 0o111):
         return False
-    with open(path, "rb") as handle:
-        return handle.read() == spec.content
+    if known_sha is not None:
+        return known_sha == sha256(spec.content)
+    try:
+        return _read_regular(path, len(spec.content)) == spec.content
+    except OSError:
+        return False
 
 
 def _desired(files: Mapping[str, FileSpec], meta: Mapping[str, Any]) -> dict[str, FileSpec]:
@@ -187,33 +341,50 @@ def _entry(spec: FileSpec) -> dict[str, str]:
     return entry
 
 
+def unsafe_path(path: str) -> bool:
+    """Whether ``path`` could point outside the tree (or nowhere) as a tree-relative path."""
+    parts = path.split("/")
+    return (not path or path.startswith("/") or "\0" in path or "\\" in path
+            or len(path) > 4096 or any(p in ("", ".", "..") for p in parts))
+
+
 def _check_paths(files: Mapping[str, FileSpec]) -> None:
     for path in files:
-        parts = path.split("/")
-        if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise ValueError(f"unsafe output path {path!r}")
+        if unsafe_path(path):
+            raise InternalError(f"unsafe output path {path!r}")
 
 
 def diff_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any]) -> Drift:
     """Compare without writing: what ``write_tree`` would create, change and prune."""
     _check_paths(files)
-    return _diff(out_dir, _desired(files, meta))
+    return _diff(out_dir, _desired(files, meta), statcache.load(out_dir))
 
 
-def _diff(out_dir: str, desired: Mapping[str, FileSpec]) -> Drift:
+def _diff(out_dir: str, desired: Mapping[str, FileSpec],
+          cache: statcache.StatCache | None = None) -> Drift:
     drift = Drift()
     if not os.path.lexists(out_dir):  # a first render: everything is missing, nothing to stat
         drift.missing = sorted(desired)
         return drift
-    for rel, spec in sorted(desired.items()):
-        full = os.path.join(out_dir, rel)
-        if not os.path.lexists(full):
-            drift.missing.append(rel)
-        elif not _matches(full, spec):
-            drift.differing.append(rel)
+    known = cache or statcache.StatCache()
     old = read_manifest(out_dir)
-    drift.extra = sorted(p for p in old.files
-                         if p not in desired and os.path.lexists(os.path.join(out_dir, p)))
+    dirs: DirCache = {}
+    foreign: set[str] = set()
+    for rel, spec in sorted(desired.items()):
+        entry = tree_entry(out_dir, rel, dirs)
+        if entry.kind == "missing":
+            drift.missing.append(rel)
+            continue
+        if entry.kind == "file" and entry.info is not None and _matches(
+                os.path.join(out_dir, rel), entry.info, spec, known.known_sha(out_dir, rel)):
+            continue
+        drift.differing.append(rel)
+        in_the_way = entry.blocker or rel
+        if in_the_way != MANIFEST and in_the_way not in old.files:
+            foreign.add(in_the_way)  # not ours: never overwritten
+    drift.foreign = sorted(foreign)
+    drift.extra = sorted(p for p in old.files if p not in desired
+                         and tree_entry(out_dir, p, dirs).kind not in ("missing", "blocked"))
     return drift
 
 
@@ -261,13 +432,38 @@ def _write_file(path: str, spec: FileSpec, umask: int = 0o022) -> None:
         os.close(fd)
 
 
-def _walk(root: str, rel: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
-    with os.scandir(os.path.join(root, rel) if rel else root) as entries:
-        for entry in entries:
-            child = f"{rel}/{entry.name}" if rel else entry.name
-            yield child, entry
-            if entry.is_dir(follow_symlinks=False):
-                yield from _walk(root, child)
+def _walk(root: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Every entry below ``root``, parents first; symlinks are listed, never entered.
+    Iterative, so a user's very deep folder cannot exhaust the stack."""
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        with os.scandir(os.path.join(root, rel) if rel else root) as entries:
+            for entry in entries:
+                child = f"{rel}/{entry.name}" if rel else entry.name
+                yield child, entry
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(child)
+
+
+def remove_tree(path: str) -> None:
+    """``shutil.rmtree(path, ignore_errors=True)`` without recursion: a user's folders in
+    the staged copy may nest deeper than Python's stack."""
+    stack = [(path, False)]
+    while stack:
+        current, emptied = stack.pop()
+        if emptied:
+            with contextlib.suppress(OSError):
+                os.rmdir(current)
+            continue
+        stack.append((current, True))
+        with contextlib.suppress(OSError), os.scandir(current) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, False))
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
 
 def remove_stale_staging(out_dir: str) -> None:
@@ -276,7 +472,7 @@ def remove_stale_staging(out_dir: str) -> None:
     prefix = f".{name}{STAGE_MARK}"
     for entry in os.scandir(parent):
         if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+            remove_tree(entry.path)
 
 
 Progress = Callable[[int, int], None]
@@ -287,19 +483,29 @@ def _stage(out_dir: str, stage: str, desired: Mapping[str, FileSpec], changed: s
     made: set[str] = {""}
 
     def ensure_dir(rel: str) -> None:
-        if rel in made:
-            return
-        ensure_dir(os.path.dirname(rel))
+        missing = []  # outermost last; a loop, as a user's folders may nest 1,000 deep
+        while rel not in made:
+            missing.append(rel)
+            rel = os.path.dirname(rel)
+        for rel in reversed(missing):
+            make_dir(rel)
+
+    def make_dir(rel: str) -> None:
         old_path = os.path.join(out_dir, rel)
-        if os.path.lexists(old_path) and not stat.S_ISDIR(os.lstat(old_path).st_mode):
+        try:
+            old_info: os.stat_result | None = os.lstat(old_path)
+        except FileNotFoundError:
+            old_info = None
+        if old_info is not None and not stat.S_ISDIR(old_info.st_mode):
             raise EnvironmentFailure(f"{old_path} is not a directory (a symlink or file?); "
                                      "k10fleet needs a real directory there: move it away")
         try:
             os.mkdir(os.path.join(stage, rel))
         except FileExistsError as e:
             raise EnvironmentFailure(f"{old_path} is in the way of a generated file") from e
-        if os.path.isdir(old_path):  # keep the modes of existing directories
-            os.chmod(os.path.join(stage, rel), stat.S_IMODE(os.lstat(old_path).st_mode))
+        if old_info is not None:  # keep the mode and owner of existing directories
+            os.chmod(os.path.join(stage, rel), stat.S_IMODE(old_info.st_mode))
+            keep_owner(os.path.join(stage, rel), old_info)
         made.add(rel)
 
     keep_links: set[str] = set()
@@ -351,7 +557,38 @@ def _stage(out_dir: str, stage: str, desired: Mapping[str, FileSpec], changed: s
     finally:
         if helper is not None:
             helper()  # always reaped; raises if its half failed
+    if os.geteuid() == 0:  # root rewrites a user's file: it stays the user's
+        for rel in changed:
+            old_info = _lstat_or_none(os.path.join(out_dir, rel))
+            if old_info is not None and stat.S_ISREG(old_info.st_mode):
+                keep_owner(os.path.join(stage, rel), old_info)
     result.written.extend(rel for rel in to_write if rel != MANIFEST)
+
+
+def _lstat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def keep_owner(path: str, old: os.stat_result) -> None:
+    """Give ``path`` the owner and group of what it replaces (root's renders must not hand
+    a user's folders to root); a no-op when they already match or when we may not."""
+    if (old.st_uid, old.st_gid) == (os.geteuid(), os.getegid()):
+        return
+    with contextlib.suppress(PermissionError):  # not root: a new folder is ours, as usual
+        os.lchown(path, old.st_uid, old.st_gid)
+
+
+def _not_ours(shown: str, path: str) -> Problem:
+    """A file (or link, or folder) k10fleet did not write, where it must write: refused."""
+    kind = {"link": "a symbolic link", "other": "a folder or special file"}.get(
+        tree_entry(os.path.dirname(path), os.path.basename(path)).kind, "a file")
+    return Problem(shown, 1, 1, "", f"{kind} that k10fleet did not write is where k10fleet "
+                   "must write; it is never overwritten. To hand it over to k10fleet, delete "
+                   f"it or move it aside (mv {shlex.quote(shown)} "
+                   f"{shlex.quote(shown + '.orig')}), then run again", rule="user-file")
 
 
 PARALLEL_WRITES = 2000  # files; fewer are written faster than a second process starts
@@ -367,13 +604,19 @@ def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, A
     """Make ``out_dir`` hold exactly ``files`` (plus the user's own files), atomically."""
     _check_paths(files)
     desired = _desired(files, meta)
-    out_dir = os.path.realpath(out_dir)
+    shown, out_dir = out_dir, os.path.realpath(out_dir)
     with locked(out_dir):
+        started = statcache.now()
         remove_stale_staging(out_dir)
         old = read_manifest(out_dir)
-        drift = _diff(out_dir, desired)
-        if drift.clean:
+        drift = _diff(out_dir, desired, statcache.load(out_dir))
+        if drift.clean:  # verified: what the next run may skip re-reading
+            statcache.record(out_dir, started, _digests(desired))
             return WriteResult(unchanged=len(desired) - 1)
+        if drift.foreign:
+            raise InvalidInput([_not_ours(os.path.join(shown, rel), os.path.join(out_dir, rel))
+                                for rel in drift.foreign])
+        statcache.forget(out_dir)
         parent, name = os.path.split(os.path.abspath(out_dir))
         stage = tempfile.mkdtemp(prefix=f".{name}{STAGE_MARK}", dir=parent)
         result = WriteResult()
@@ -384,6 +627,7 @@ def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, A
                 progress(len(desired), len(desired))
             if os.path.isdir(out_dir):
                 os.chmod(stage, stat.S_IMODE(os.stat(out_dir).st_mode))
+                keep_owner(stage, os.stat(out_dir))
                 if not exchange(stage, out_dir):
                     old_dir = stage + ".old"
                     os.rename(out_dir, old_dir)
@@ -398,7 +642,84 @@ def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, A
                                      "tree is unchanged") from e
         finally:
             if stage:
-                shutil.rmtree(stage, ignore_errors=True)
+                remove_tree(stage)
+        statcache.record(out_dir, started, _digests(desired))
         result.written.sort()
         result.removed.sort()
         return result
+
+
+def write_private_files(folder: str, files: Mapping[str, bytes], ours: bytes) -> list[str]:
+    """Write plaintext files (0600) into a folder only their owner may enter.
+
+    A missing folder is created 0700; an existing one is never chmod'ed, and is refused
+    when group or others may enter it or another user owns it. A file there that does not
+    start with ``ours`` (k10fleet's header) is someone else's and is never overwritten.
+    On any failure (a full or read-only disk) every file this call wrote is removed again.
+    """
+    _private_folder(folder)
+    targets = {os.path.join(folder, name): content for name, content in files.items()}
+    for target in targets:
+        try:
+            existing = _read_regular(target, 1 << 20)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            existing = None
+        if existing is None or not existing.startswith(ours):
+            raise InvalidInput([_not_ours(target, target)])
+    written: list[str] = []
+    try:
+        for target, content in targets.items():
+            written.append(target)
+            _write_private(target, content)
+    except OSError as e:
+        for path in written:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise EnvironmentFailure(f"cannot write {written[-1]}: {e.strerror or e}; no "
+                                 "plaintext file was left behind") from e
+    return list(targets)
+
+
+def _private_folder(folder: str) -> None:
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(folder)), exist_ok=True)
+        os.mkdir(folder, 0o700)
+        os.chmod(folder, 0o700)  # ours: the umask may have taken bits away
+        return
+    except OSError as e:
+        if e.errno != errno.EEXIST or not os.path.lexists(folder):
+            raise EnvironmentFailure(f"cannot create {folder}: {e.strerror}") from e
+    try:
+        info = os.stat(folder)
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot use {folder}: {e.strerror}") from e
+    if not stat.S_ISDIR(info.st_mode):
+        raise UsageFailure(f"{folder} exists and is not a folder")
+    if info.st_mode & 0o077 or info.st_uid != os.geteuid():
+        whose = "another user" if info.st_uid != os.geteuid() else "you"
+        raise UsageFailure(
+            f"{folder} is not private (mode {stat.S_IMODE(info.st_mode):04o}, owned by "
+            f"{whose}): plaintext Secrets go only into a folder no one else may enter. Name a "
+            f"new folder (k10fleet creates it 0700), or run chmod 700 on one you own; "
+            "k10fleet never changes the mode of a folder it did not create")
+
+
+def _write_private(path: str, content: bytes) -> None:
+    """Through a 0600 temporary file and a rename; the temporary is gone on failure."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".k10fleet-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _digests(desired: Mapping[str, FileSpec]) -> Iterator[tuple[str, str]]:
+    return ((rel, sha256(spec.content)) for rel, spec in desired.items())

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
+import errno
 import os
 import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
@@ -26,21 +23,24 @@ from generator.inject import (
 )
 from generator.output import (
     MANIFEST,
+    DirCache,
     Drift,
     FileSpec,
     Manifest,
     WriteResult,
     diff_tree,
     read_manifest,
+    read_tree_file,
+    sha256,
+    tree_entry,
     write_tree,
 )
 from generator.problems import Problem
-from generator.render.central import credential_file, credentialed_profiles
-from generator.render.fleet import MC_JOIN_SOPS_FILE, cluster_dir, render_fleet, source_label
-from generator.resources import data_dir
+from generator.render import tree as render_tree
+from generator.render.global_resources import credential_file, credentialed_profiles
+from generator.render.layout import MC_JOIN_SOPS_FILE, cluster_dir
 from generator.secrets import sops
 from generator.tokens import inside_git_work_tree, read_token
-from generator.tools import atomic_write
 
 
 @dataclass
@@ -136,10 +136,27 @@ def guard_output_dir(out_dir: str, fleet_path: str) -> None:
                            "render into a folder of its own, such as output/")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageFailure(f"output path {out_dir} exists and is not a directory")
+    try:
+        os.stat(out_dir)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENAMETOOLONG):
+            raise UsageFailure(f"output path {out_dir} cannot be used: {e.strerror}") from None
+    blocker = _not_a_folder_above(out)
+    if blocker:
+        raise UsageFailure(f"output path {out_dir} cannot be a directory: {blocker} is a file, "
+                           "not a folder; choose another -o")
     if (os.path.isdir(out) and any(os.scandir(out))
             and not os.path.exists(os.path.join(out, MANIFEST))):
         raise UsageFailure(f"output directory {out_dir} is not empty and was not written by "
                            f"k10fleet (no {MANIFEST}); render into an empty or new folder")
+
+
+def _not_a_folder_above(path: str) -> str | None:
+    """The nearest existing ancestor of ``path`` when it is not a folder (``-o FILE/out``)."""
+    current = os.path.dirname(path)
+    while not os.path.lexists(current):
+        current = os.path.dirname(current)
+    return None if os.path.isdir(current) else current
 
 
 def injected_paths(fleet: Fleet) -> list[str]:
@@ -158,20 +175,30 @@ def injected_files(fleet: Fleet, out_dir: str, old: Manifest) -> dict[str, FileS
         return {}
     live = set(injected_paths(fleet))
     kept: dict[str, FileSpec] = {}
+    cache: DirCache = {}
     for rel, entry in sorted(old.owned_by("inject").items()):
         if rel not in live:
             continue
-        try:
-            with open(os.path.join(out_dir, rel), "rb") as handle:
-                content = handle.read()
-        except FileNotFoundError:
-            continue  # deleted by hand: inject will write it again
-        kept[rel] = FileSpec(content, int(entry.get("mode", "0644"), 8), owner="inject",
-                             fingerprint=entry.get("fingerprint"))
+        content = read_tree_file(out_dir, rel, cache)  # never through a symlink
+        if content is None:
+            continue  # deleted or replaced by hand: inject will write it again
+        kept[rel] = FileSpec(content, owner="inject", fingerprint=entry.get("fingerprint"))
     return kept
 
 
-def disconnect_commands(fleet: Fleet, old: Manifest) -> list[str]:
+def _was_rendered(old: Manifest, out_dir: str, name: str) -> bool:
+    """The manifest is untrusted: a cluster counts as rendered before only when one of its
+    files is listed there and still on disk with the listed bytes."""
+    prefix = cluster_dir(name) + "/"
+    for rel, entry in old.files.items():
+        if rel.startswith(prefix):
+            content = read_tree_file(out_dir, rel)
+            if content is not None and sha256(content) == entry.get("sha256"):
+                return True
+    return False
+
+
+def disconnect_commands(fleet: Fleet, old: Manifest, out_dir: str) -> list[str]:
     """``kubectl delete cluster`` for every secondary that left the fleet (or was renamed)."""
     before = old.meta.get("clusters", {})
     if not isinstance(before, dict):
@@ -180,7 +207,7 @@ def disconnect_commands(fleet: Fleet, old: Manifest) -> list[str]:
     gone = sorted({
         str(info.get("clusterName", name)) for name, info in before.items()
         if isinstance(info, dict) and info.get("role") == "secondary"
-        and str(info.get("clusterName", name)) not in now
+        and str(info.get("clusterName", name)) not in now and _was_rendered(old, out_dir, name)
     })
     extra = fleet.primary.kubectl_flags()
     return [" ".join(shlex.quote(a) for a in
@@ -200,94 +227,14 @@ def desired_files(
     primary = cluster_dir(fleet.primary.name) + "/"
     fingerprints = {rel.removeprefix(primary): spec.fingerprint for rel, spec in kept.items()
                     if rel.startswith(primary) and spec.fingerprint}
-    tree = render_fleet(fleet, injected=by_cluster, fingerprints=fingerprints)
+    tree = render_tree.render_fleet(fleet, injected=by_cluster, fingerprints=fingerprints)
     files = {p: FileSpec(f.content, f.mode) for p, f in tree.files.items()}
     files.update(kept)
     return files, tree.clusters
 
 
-@functools.cache
-def _code_and_data_digest() -> bytes:
-    """What, besides the fleet, decides the output: this package's code, templates, schemas."""
-    digest = hashlib.sha256()
-    roots = [Path(__file__).resolve().parent, data_dir("templates"), data_dir("schemas")]
-    for root in roots:
-        for path in sorted(root.rglob("*")):
-            if "_data" in path.relative_to(root).parts:
-                continue  # the wheel's copy of templates/schemas: hashed as its own root
-            if path.is_file() and path.suffix in (".py", ".j2", ".json"):
-                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.digest()
-
-
-def input_fingerprint(fleet_path: str) -> str | None:
-    """Digest of everything a render depends on; None when the fleet cannot be read."""
-    try:
-        with open(fleet_path, "rb") as handle:
-            fleet_bytes = handle.read()
-    except OSError:
-        return None
-    digest = hashlib.sha256(b"k10fleet-inputs-1\0" + _code_and_data_digest())
-    digest.update(source_label(fleet_path).encode() + b"\0" + fleet_bytes)
-    return digest.hexdigest()
-
-
-def _signature(path: str) -> list[int] | None:
-    """What changes whenever a file's content or mode changes (as Git's index relies on)."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return None
-    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode]
-
-
-def _signatures(out_dir: str, manifest: Manifest) -> dict[str, list[int] | None]:
-    # sequential on purpose: lstat is cheap (~3 µs); a thread pool costs more than it saves
-    return {rel: _signature(os.path.join(out_dir, rel)) for rel in sorted(manifest.files)}
-
-
 def manifest_meta(fleet: Fleet, clusters: dict[str, dict[str, str]]) -> dict[str, object]:
     return {"fleet": fleet.name, "engine": fleet.gitops.engine, "clusters": clusters}
-
-
-def _cache_path(out_dir: str) -> str:
-    """Beside the tree (like the lock), never in it: the committed tree stays byte-stable."""
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    return os.path.join(parent, f".{name}.k10fleet-cache.json")
-
-
-def remember_inputs(out_dir: str, inputs: str | None) -> None:
-    """Record which inputs produced the tree now on disk, and each file's stat signature
-    (best effort: it is only a shortcut; the tree itself was just written or verified)."""
-    try:
-        with open(os.path.join(out_dir, MANIFEST), "rb") as handle:
-            manifest_digest = hashlib.sha256(handle.read()).hexdigest()
-        manifest = read_manifest(out_dir)
-        atomic_write(_cache_path(out_dir), json.dumps(
-            {"inputs": inputs, "manifest": manifest_digest,
-             "files": _signatures(out_dir, manifest)}, separators=(",", ":")).encode(), 0o644)
-    except (OSError, InvalidInput):
-        pass
-
-
-def _unchanged_since_last_run(out_dir: str, inputs: str | None) -> Manifest | None:
-    """The tree's manifest when the same inputs produced it and it is intact, else None."""
-    try:
-        with open(_cache_path(out_dir), "rb") as handle:
-            cache = json.loads(handle.read())
-        with open(os.path.join(out_dir, MANIFEST), "rb") as handle:
-            manifest_bytes = handle.read()
-    except (OSError, ValueError):
-        return None
-    if not inputs or not isinstance(cache, dict) or cache.get("inputs") != inputs:
-        return None
-    if cache.get("manifest") != hashlib.sha256(manifest_bytes).hexdigest():
-        return None
-    manifest = read_manifest(out_dir)
-    recorded = cache.get("files")
-    if not isinstance(recorded, dict) or set(recorded) != set(manifest.files):
-        return None
-    return manifest if _signatures(out_dir, manifest) == recorded else None
 
 
 def _make_parent(out_dir: str) -> None:
@@ -304,24 +251,10 @@ def render(fleet_path: str, out_dir: str | None, *, check: bool = False,
            loaded: ValidationResult | None = None) -> RenderOutcome:
     """Validate, render and either write the tree or (``check``) report its drift.
 
-    When the fleet, k10fleet and its templates are unchanged since the tree was written
-    (the manifest records their digest) and every recorded file is intact, there is
-    nothing to do and nothing is rendered. Without ``out_dir`` the tree is the fleet's own
-    (:func:`fleet_output_dir`). ``loaded``: the fleet already validated (by
-    ``k10fleet ci``), not read again.
-    """
-    inputs = input_fingerprint(fleet_path)
-    known = out_dir or guessed_output_dir(fleet_path)
-    if known and os.path.isfile(os.path.join(known, MANIFEST)):
-        guard_output_dir(known, fleet_path)
-        unchanged = _unchanged_since_last_run(known, inputs)
-        if unchanged is not None:
-            outcome = RenderOutcome(str(unchanged.meta.get("fleet", "")), os.path.abspath(known))
-            if check:
-                outcome.drift = Drift()
-            else:
-                outcome.written = WriteResult(unchanged=len(unchanged.files) + 1)
-            return outcome
+    Every run loads, validates, renders and reports in full; only the writer's reading of
+    files it already knows to be unchanged is skipped (see ``generator.statcache``).
+    Without ``out_dir`` the tree is the fleet's own (:func:`fleet_output_dir`).
+    ``loaded``: the fleet already validated (by ``k10fleet ci``), not read again."""
     if loaded is not None and loaded.fleet is None:
         raise InvalidInput(loaded.problems)
     fleet, warnings = (loaded.fleet, loaded.problems) if loaded is not None and loaded.fleet \
@@ -332,20 +265,27 @@ def render(fleet_path: str, out_dir: str | None, *, check: bool = False,
     files, clusters = desired_files(fleet, out_dir, old)
     meta = manifest_meta(fleet, clusters)
     outcome = RenderOutcome(fleet.name, os.path.abspath(out_dir), warnings,
-                            disconnect=disconnect_commands(fleet, old))
+                            disconnect=disconnect_commands(fleet, old, out_dir))
     if fleet.tokens.mode == "sops":
         outcome.awaiting_inject = [p for p in injected_paths(fleet) if p not in files]
     if check:
         outcome.drift = diff_tree(out_dir, files, meta)
         unequal = {*outcome.drift.missing, *outcome.drift.differing}
         outcome.same = {p: s.content for p, s in files.items() if p not in unequal}
-        if outcome.drift.clean:
-            remember_inputs(out_dir, inputs)
     else:
         _make_parent(out_dir)
         outcome.written = write_tree(out_dir, files, meta, progress)
-        remember_inputs(out_dir, inputs)
     return outcome
+
+
+def _not_a_file_note(out_dir: str, rel: str) -> str:
+    """Why the current side of a diff is shown empty: a link or other non-file, not read."""
+    entry = tree_entry(out_dir, rel)
+    if entry.kind == "file":
+        return ""
+    what = {"link": f"{rel} is a symbolic link",
+            "blocked": f"{entry.blocker} is not a folder"}.get(entry.kind, f"{rel} is not a file")
+    return f"({what}; not read)\n"
 
 
 @dataclass
@@ -376,24 +316,21 @@ def diff(fleet_path: str, out_dir: str | None) -> DiffResult:
     meta = manifest_meta(fleet, clusters)
     drift = diff_tree(out_dir, files, meta)
 
-    def text_of(path: str) -> list[str]:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                return handle.read().splitlines(keepends=True)
-        except OSError:
-            return []
+    def text_of(rel: str) -> list[str]:
+        content = read_tree_file(out_dir, rel)  # never through a link that may leave the tree
+        return [] if content is None else content.decode(errors="replace").splitlines(True)
 
     result = []
-    for status, paths in (("missing", drift.missing), ("differs", drift.differing),
-                          ("extra", drift.extra)):
-        for rel in paths:
-            if rel == MANIFEST:
-                continue  # bookkeeping: its changes follow from the files'
-            current = [] if status == "missing" else text_of(os.path.join(out_dir, rel))
-            wanted = (files[rel].content.decode(errors="replace").splitlines(keepends=True)
-                      if rel in files else [])
-            lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
-            result.append(FileDiff(rel, status, "".join(lines) or f"(mode of {rel} differs)\n"))
+    for status, rel in drift.entries():
+        if rel == MANIFEST:
+            continue  # bookkeeping: its changes follow from the files'
+        current = [] if status == "missing" else text_of(rel)
+        wanted = (files[rel].content.decode(errors="replace").splitlines(keepends=True)
+                  if rel in files else [])
+        lines = difflib.unified_diff(current, wanted, f"a/{rel}", f"b/{rel}")
+        note = _not_a_file_note(out_dir, rel) if status != "missing" else ""
+        result.append(FileDiff(rel, status, note + ("".join(lines) or
+                                                    f"(mode of {rel} differs)\n")))
     return DiffResult(fleet, os.path.abspath(out_dir), result, files, old)
 
 

@@ -6,12 +6,12 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from generator.errors import UsageFailure
+from generator.errors import EnvironmentFailure, UsageFailure
+from generator.files import atomic_write
 from generator.fleet.loader import load_yaml_bytes
 from generator.fleet.validate import validate_document
 from generator.render.templates import render_template
 from generator.resources import data_dir
-from generator.tools import atomic_write
 
 SCHEMA_FILE = "fleet.schema.json"
 SCHEMA_URL = f"./{SCHEMA_FILE}"
@@ -96,8 +96,14 @@ def write_fleet(path: str, text: str, *, force: bool) -> None:
     """Create ``path``; an existing file is replaced only with ``force``."""
     if os.path.exists(path) and not force:
         raise UsageFailure(f"{path} exists; use --force to overwrite it")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    atomic_write(path, text.encode(), 0o644)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        atomic_write(path, text.encode(), 0o644)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageFailure(f"cannot create {path}: a file stands where a folder of its path "
+                           "must be; choose another path") from None
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot create {path}: {e.strerror}") from None
 
 
 def write_schema(fleet_path: str) -> str:

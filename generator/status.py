@@ -23,7 +23,6 @@ from generator.errors import InvalidInput, K10FleetError, UsageFailure
 from generator.fleet.model import MC_NAMESPACE, Cluster, Fleet
 from generator.fleet.validate import load_fleet
 from generator.labels import CLUSTER_RESOURCE, live_clusters
-from generator.problems import Problem
 from generator.tables import clean, table
 
 STATUS_SECRET = "mc-join-status"
@@ -44,7 +43,7 @@ class JoinStatus:
 
 
 def _bad(source: str, message: str) -> InvalidInput:
-    return InvalidInput([Problem(source, 1, 1, "", message, rule="status")])
+    return InvalidInput.in_file(source, message, rule="status")
 
 
 def _decoded(data: Mapping[str, object], key: str) -> str:

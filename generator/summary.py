@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from generator.pipeline import DiffResult, disconnect_commands, injected_paths
-from generator.render.fleet import (
+from generator.render.layout import (
     EXTERNAL_SECRET_FILE,
     JOIN_TOKEN_FILE,
     KSOPS_GENERATOR_FILE,
@@ -155,7 +155,7 @@ def build_summary(result: DiffResult) -> Summary:
                                         else f" (dashboard name `{s.cluster_name}`)")
                        for s in fleet.secondaries if s.cluster_name not in known]
     summary.leaving = [(shlex.split(command)[3], command)
-                       for command in disconnect_commands(fleet, result.old)]
+                       for command in disconnect_commands(fleet, result.old, result.out_dir)]
     engine_files = re.compile(r"^(argocd/[^/]+\.yaml|flux/releases/[^/]+/helmrelease\.yaml)$")
     old_versions = chart_versions(_disk_files(result, engine_files))
     new_versions = chart_versions({p: f.content for p, f in result.files.items()

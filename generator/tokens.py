@@ -19,7 +19,8 @@ from generator.errors import InvalidInput, UsageFailure
 from generator.fleet.model import MC_NAMESPACE, Cluster, Fleet
 from generator.fleet.validate import load_fleet
 from generator.output import MANIFEST
-from generator.render.fleet import JOIN_TOKEN_TYPE, needs_endpoint
+from generator.render.eso import needs_endpoint
+from generator.render.layout import JOIN_TOKEN_TYPE
 from generator.secrets.base import ENDPOINT_KEY, TOKEN_KEY, StoreError, open_store, optional
 from generator.tables import clean
 
@@ -35,7 +36,7 @@ class JoinToken:
 
 
 def _bad_input(source: str, message: str) -> InvalidInput:
-    return kubectl.bad_output(source, message, rule="token")
+    return kubectl.bad_output(source, message, rule="tokens")
 
 
 def _named_secret(doc: object, source: str, expected_name: str) -> dict[str, object]:

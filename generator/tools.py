@@ -1,14 +1,10 @@
-"""Small helpers for the world outside: external programs, files, cores."""
+"""Outside programs: finding them (``find_tool``); kubectl itself lives in generator/kubectl.py."""
 
 from __future__ import annotations
 
-import errno
 import os
-import pickle
 import shutil
 import sys
-from collections.abc import Callable
-from typing import Any
 
 
 def find_tool(name: str) -> str | None:
@@ -19,65 +15,3 @@ def find_tool(name: str) -> str | None:
         return found
     sibling = os.path.join(os.path.dirname(sys.executable), name)
     return sibling if os.access(sibling, os.X_OK) else None
-
-
-def atomic_write(path: str, content: bytes, mode: int) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see
-    half a file, and the file never exists with looser permissions than ``mode``."""
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".k10fleet-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def parallel_jobs() -> int:
-    """Processes worth forking for large renders: the cores this process may use, at most
-    two (the measured gain stops there), or ``K10FLEET_JOBS`` (1 turns forking off)."""
-    try:
-        wanted = int(os.environ.get("K10FLEET_JOBS", "0"))
-    except ValueError:
-        wanted = 0
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    return max(1, min(2, wanted or available))
-
-
-def in_forked_child(work: Callable[[], Any]) -> Callable[[], Any]:
-    """Start ``work`` in a forked process (on the other core) and return the call that waits
-    for it: its picklable result, or OSError carrying the helper's error message."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; coverage cannot follow a fork
-        code = 1
-        try:
-            os.close(read_end)
-            try:
-                payload, code = pickle.dumps((True, work()), pickle.HIGHEST_PROTOCOL), 0
-            except BaseException as e:  # anything at all: the parent decides what it means
-                payload = pickle.dumps((False, str(e)[:500]))
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(payload)
-        finally:
-            os._exit(code)
-    os.close(write_end)
-
-    def wait() -> Any:
-        try:
-            with os.fdopen(read_end, "rb") as pipe:
-                done, value = pickle.load(pipe)
-        except (EOFError, OSError, pickle.UnpicklingError):
-            done, value = False, "a helper process ended without an answer"
-        _, status = os.waitpid(pid, 0)
-        if not done or os.waitstatus_to_exitcode(status) != 0:
-            raise OSError(errno.EIO, str(value))
-        return value
-
-    return wait

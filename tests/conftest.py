@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,27 @@ def write_fleet(tmp_path: Path) -> Callable[..., Path]:
 
 def run_cli(*args: str | os.PathLike[str]) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@contextmanager
+def counting_renders() -> Iterator[list[str]]:
+    """Record each real render of a tree (a call of the function ``render``, ``diff`` and
+    ``inject`` use to render the fleet) made inside the block: the fleet's name per call.
+    A spy, not a stand-in: the real function runs every time."""
+    from generator.render import tree
+
+    real = tree.render_fleet
+    calls: list[str] = []
+
+    def counted(fleet: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(fleet.name)
+        return real(fleet, *args, **kwargs)
+
+    tree.render_fleet = counted
+    try:
+        yield calls
+    finally:
+        tree.render_fleet = real
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:

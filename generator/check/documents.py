@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 
 from generator import fastyaml
-from generator.check.findings import Finding
 from generator.errors import InvalidInput
+from generator.problems import Problem, RuleId, object_problem
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -78,9 +78,10 @@ class Document:
         return self.line + line - 1 - _leading_lines(self.text)
 
     def finding(self, message: str, *, path: tuple[str | int, ...] = (), level: str = "error",
-                source: str = "k10fleet", pointer: str = "") -> Finding:
-        return Finding(self.file, self.line_of(path), self.kind, self.name, message, level,
-                       source, pointer)
+                source: str = "k10fleet", pointer: str = "", rule: RuleId = "objects"
+                ) -> Problem:
+        return object_problem(self.file, self.line_of(path), self.kind, self.name, message,
+                              level, source, pointer, rule=rule)
 
 
 def _leading_lines(text: str) -> int:
@@ -229,9 +230,9 @@ def json_documents(text: str) -> list[tuple[int, str, Any]] | None:
 
 
 def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
-           ) -> tuple[list[Document], list[Finding]]:
+           ) -> tuple[list[Document], list[Problem]]:
     documents: list[Document] = []
-    findings: list[Finding] = []
+    findings: list[Problem] = []
     objects = json_documents(text) if rel.endswith(".json") else None
     for line, chunk, data in objects or ():
         documents.extend(expand_lists(Document(shown, rel, line, chunk, data)))
@@ -241,18 +242,19 @@ def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark
             where = line - _leading_lines(chunk) + mark.line if mark else line
-            findings.append(Finding(shown, where, "", "", f"invalid YAML: {e.problem}"))
+            findings.append(object_problem(shown, where, "", "", f"invalid YAML: {e.problem}",
+                                           rule="yaml"))
             continue
         except yaml.YAMLError as e:
-            findings.append(Finding(shown, line, "", "", "invalid YAML: "
-                                    + " ".join(str(e).split())[:300]))
+            findings.append(object_problem(shown, line, "", "", "invalid YAML: "
+                                           + " ".join(str(e).split())[:300], rule="yaml"))
             continue
         except fastyaml.TooDeep as e:
-            findings.append(Finding(shown, line - _leading_lines(chunk) + e.line, "", "",
-                                    str(e)))
+            findings.append(object_problem(shown, line - _leading_lines(chunk) + e.line, "", "",
+                                           str(e), rule="size"))
             continue
         except fastyaml.TooLarge as e:
-            findings.append(Finding(shown, line, "", "", str(e)))
+            findings.append(object_problem(shown, line, "", "", str(e), rule="size"))
             continue
         parsed[chunk] = data
         if data is not None:
@@ -261,12 +263,12 @@ def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
 
 
 def read_files(root: str, shown_root: str, rels: list[str],
-               known: Mapping[str, bytes] | None = None) -> tuple[list[Document], list[Finding]]:
+               known: Mapping[str, bytes] | None = None) -> tuple[list[Document], list[Problem]]:
     """Every non-empty document of these files, and findings for files that do not parse.
     ``known``: files whose bytes are known already (proven equal to a fresh render)."""
     known = known or {}
     documents: list[Document] = []
-    findings: list[Finding] = []
+    findings: list[Problem] = []
     parsed: dict[str, Any] = {}  # identical documents (common in fleets) are parsed once
     root, shown_root = os.path.join(root, ""), os.path.join(shown_root, "")
     for rel in rels:
@@ -274,7 +276,7 @@ def read_files(root: str, shown_root: str, rels: list[str],
         try:
             text = decode(known[rel]) if rel in known else read_text(root + rel)
         except Unreadable as e:
-            findings.append(Finding(shown, 1, "", "", str(e)))
+            findings.append(object_problem(shown, 1, "", "", str(e), rule="io"))
             continue
         docs, found = _parse(shown, rel, text, parsed)
         documents += docs

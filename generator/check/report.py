@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from generator.check.findings import Finding
 from generator.check.run import CheckReport
+from generator.problems import Problem, problems_as_text
 
 
 def as_text(report: CheckReport) -> str:
-    lines = [f.as_text() for f in report.findings]
+    lines = [problems_as_text(report.findings)] if report.findings else []
     used = "used" if report.kubeconform_binary else "not used"
     counts = ", ".join(_count(n, what) for n, what in ((report.errors, "error"),
                                                        (report.warnings, "warning")))
@@ -31,9 +31,7 @@ def as_json(report: CheckReport) -> str:
         "errors": report.errors,
         "warnings": report.warnings,
         "kubeconform": report.kubeconform_binary,
-        "findings": [{"file": f.file, "line": f.line, "kind": f.kind, "name": f.name,
-                      "message": f.message, "level": f.level, "source": f.source}
-                     for f in report.findings],
+        "findings": [f.as_dict() for f in report.findings],
     }, indent=2)
 
 
@@ -41,7 +39,7 @@ def as_junit(report: CheckReport) -> str:
     """One test case per object (or file), failing with its errors."""
     import xml.etree.ElementTree as ET  # only JUnit runs need it: not at start-up
 
-    by_case: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    by_case: dict[tuple[str, str], list[Problem]] = defaultdict(list)
     for doc in report.documents:
         ref = f"{doc.kind}/{doc.name}" if doc.kind and doc.name else doc.kind
         by_case[(doc.file, ref or doc.file)]

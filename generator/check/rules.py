@@ -8,6 +8,7 @@ import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,10 @@ import yaml
 
 from generator import fastyaml
 from generator.check.documents import Document, Unreadable, is_list, read_text
-from generator.check.findings import Finding
 from generator.check.schemas import Validator
 from generator.errors import EnvironmentFailure
 from generator.merge import deep_merge
+from generator.problems import Problem
 from generator.resources import load_schema
 
 ALLOW_PLAINTEXT = "k10fleet.io/allow-plaintext"
@@ -69,7 +70,7 @@ def _secret_values(secret: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
                 yield field, str(key), value
 
 
-def secret_findings(doc: Document) -> Iterator[Finding]:
+def secret_findings(doc: Document) -> Iterator[Problem]:
     """No Secret anywhere in the document may carry a readable value unless it opts out by
     annotation."""
     for at, secret in secret_shaped(doc.data):
@@ -77,7 +78,8 @@ def secret_findings(doc: Document) -> Iterator[Finding]:
 
 
 def _plaintext_findings(doc: Document, at: tuple[str | int, ...], secret: dict[str, Any]
-                        ) -> Iterator[Finding]:
+                        ) -> Iterator[Problem]:
+    finding = partial(doc.finding, rule="plaintext-secret")
     meta = secret.get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, dict) else None
     opted_out = isinstance(annotations, dict) and annotations.get(ALLOW_PLAINTEXT) == "true"
@@ -92,7 +94,7 @@ def _plaintext_findings(doc: Document, at: tuple[str | int, ...], secret: dict[s
         what = ("is not encrypted although the Secret has a sops block (partially encrypted?)"
                 if encrypted else "holds a plaintext value")
         where = "".join(f"{p}." for p in at)
-        yield doc.finding(f"{where}{field}.{cut(key)} {what}: encrypt it (k10fleet inject, "
+        yield finding(f"{where}{field}.{cut(key)} {what}: encrypt it (k10fleet inject, "
                           "SOPS), use an argocd-vault-plugin placeholder, or annotate the "
                           f'Secret {ALLOW_PLAINTEXT}: "true" if plaintext is intended',
                           path=(*at, field, key),
@@ -183,20 +185,21 @@ class ChartValues:
 _OWNED_VALUES = Validator(load_schema("k10-values.schema.json"), strict_formats=False)
 
 
-def values_findings(doc: Document, chart: ChartValues | None) -> Iterator[Finding]:
+def values_findings(doc: Document, chart: ChartValues | None) -> Iterator[Problem]:
     """The keys k10fleet owns, the chart's own schema, and what the chart's templates fail on."""
+    finding = partial(doc.finding, rule="k10-values")
     values = doc.data
     if not isinstance(values, dict):
-        yield doc.finding("Helm values must be a mapping")
+        yield finding("Helm values must be a mapping")
         return
     for error in _OWNED_VALUES.errors(values):
-        yield doc.finding(f"{'.'.join(map(str, error.path)) or 'values'}: {error.message}",
+        yield finding(f"{'.'.join(map(str, error.path)) or 'values'}: {error.message}",
                           path=error.path, pointer=error.pointer)
     effective = deep_merge(chart.defaults, values) if chart else values
     if chart:
         for error in chart.validator.errors(effective):
             where = ".".join(map(str, error.path)) or "values"
-            yield doc.finding(f"{where}: {error.message} (K10 chart schema {chart.source})",
+            yield finding(f"{where}: {error.message} (K10 chart schema {chart.source})",
                               path=error.path, pointer=error.pointer)
     multicluster = effective.get("multicluster")
     if not isinstance(multicluster, dict):
@@ -204,12 +207,12 @@ def values_findings(doc: Document, chart: ChartValues | None) -> Iterator[Findin
     primary = multicluster.get("primary")
     if isinstance(primary, dict) and primary.get("create") is True:
         if multicluster.get("enabled", True) is not True:
-            yield doc.finding("a primary (multicluster.primary.create: true) needs "
+            yield finding("a primary (multicluster.primary.create: true) needs "
                               "multicluster.enabled: true; the K10 chart fails otherwise",
                               path=("multicluster", "enabled"))
         for key in ("name", "ingressURL"):
             if not primary.get(key):
-                yield doc.finding(f"a primary needs a non-empty multicluster.primary.{key}; "
+                yield finding(f"a primary needs a non-empty multicluster.primary.{key}; "
                                   "the K10 chart fails otherwise",
                                   path=("multicluster", "primary", key))
 
@@ -262,16 +265,17 @@ def _missing_entry(target: str, entry: str) -> str:
 
 
 def kustomization_findings(doc: Document, root: str, engine: str, encrypted_files: set[str],
-                           already_read: set[str]) -> Iterator[Finding]:
+                           already_read: set[str]) -> Iterator[Problem]:
     """Every listed file exists and parses; Argo CD never gets an encrypted Secret as-is."""
+    finding = partial(doc.finding, rule="kustomization")
     if not isinstance(doc.data, dict):
         return
     for field in LIST_FIELDS:
         if field in doc.data and not isinstance(doc.data[field], list | type(None)):
-            yield doc.finding(f"{field} must be a list", path=(field,))
+            yield finding(f"{field} must be a list", path=(field,))
     for generator in _as_list(doc.data.get("secretGenerator")):
         name = generator.get("name", "?") if isinstance(generator, dict) else "?"
-        yield doc.finding(f"secretGenerator {name!r} builds a Secret from plaintext kept in "
+        yield finding(f"secretGenerator {name!r} builds a Secret from plaintext kept in "
                           "Git; use a SOPS-encrypted Secret (KSOPS / Flux decryption) instead",
                           path=("secretGenerator",))
     base = os.path.join(root, os.path.dirname(doc.rel))
@@ -287,10 +291,10 @@ def kustomization_findings(doc: Document, root: str, engine: str, encrypted_file
             if problem == "directory":
                 continue
             if problem:
-                yield doc.finding(f"{field} lists {problem}", path=(field,))
+                yield finding(f"{field} lists {problem}", path=(field,))
                 continue
         if field == "resources" and engine == "argocd" and rel in encrypted_files:
-            yield doc.finding(f"resources lists {cut(entry)!r}, a SOPS-encrypted Secret: Argo CD "
+            yield finding(f"resources lists {cut(entry)!r}, a SOPS-encrypted Secret: Argo CD "
                               "would apply it still encrypted; name it in a KSOPS generator "
                               "instead",
                               path=(field,))
@@ -300,8 +304,8 @@ def kustomization_findings(doc: Document, root: str, engine: str, encrypted_file
                 fastyaml.check_depth(text)
                 list(yaml.load_all(text, Loader=yaml.CSafeLoader))
             except Unreadable as e:
-                yield doc.finding(f"{field} lists {cut(entry)!r}: {e}", path=(field,))
+                yield finding(f"{field} lists {cut(entry)!r}: {e}", path=(field,))
             except (yaml.YAMLError, fastyaml.TooLarge) as e:
                 reason = getattr(e, "problem", None) or e
-                yield doc.finding(f"{field} lists {cut(entry)!r}, which does not parse: "
+                yield finding(f"{field} lists {cut(entry)!r}, which does not parse: "
                                   f"{reason}", path=(field,))

@@ -24,7 +24,6 @@ from generator.check.documents import (
     read_text,
     tree_entries,
 )
-from generator.check.findings import Finding
 from generator.check.rules import (
     KUSTOMIZATION_FILES,
     VALUES_FILE,
@@ -45,8 +44,9 @@ from generator.check.schemas import (
     write_standalone_cache,
 )
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
+from generator.forking import in_forked_child, parallel_jobs
 from generator.output import read_manifest
-from generator.tools import in_forked_child, parallel_jobs
+from generator.problems import Problem, object_problem
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
@@ -74,7 +74,7 @@ class CheckOptions:
 
 @dataclass
 class CheckReport:
-    findings: list[Finding]
+    findings: list[Problem]
     documents: list[Document]
     files: int
     kubeconform_binary: str | None
@@ -94,7 +94,7 @@ def _is_kustomization(doc: Document) -> bool:
         doc.kind == "Kustomization" and doc.api_version.startswith("kustomize.config.k8s.io/"))
 
 
-def _name_findings(doc: Document) -> list[Finding]:
+def _name_findings(doc: Document) -> list[Problem]:
     meta = doc.data.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
         return []
@@ -142,7 +142,7 @@ class _Checker:
                                  options.crds)
         self.chart = ChartValues.load(options.k10_chart) if options.k10_chart else None
 
-    def document(self, doc: Document) -> list[Finding]:
+    def document(self, doc: Document) -> list[Problem]:
         """Findings of one object (kustomizations are checked later, with the whole tree)."""
         if os.path.basename(doc.rel) == VALUES_FILE and not doc.at:
             return list(values_findings(doc, self.chart))
@@ -228,8 +228,8 @@ def _shown_message(result: kubeconform.Result, doc: Document | None) -> str:
     return f"value not shown; {message}" if under_data else message
 
 
-def _merge(ours: list[Finding], theirs: list[kubeconform.Result], documents: list[Document],
-           root: str, strict: bool) -> list[Finding]:
+def _merge(ours: list[Problem], theirs: list[kubeconform.Result], documents: list[Document],
+           root: str, strict: bool) -> list[Problem]:
     """kubeconform's findings beside ours; the same problem found by both is shown once."""
     by_object = {(os.path.join(root, d.rel), d.kind, d.name): d for d in documents}
     set_aside = {os.path.join(root, d.rel) for d in documents
@@ -247,7 +247,7 @@ def _merge(ours: list[Finding], theirs: list[kubeconform.Result], documents: lis
             continue
         message = _shown_message(result, doc)
         if doc is None:  # kubeconform read the file differently: still report it
-            merged.append(Finding(result.filename, 1, result.kind, result.name, message,
+            merged.append(object_problem(result.filename, 1, result.kind, result.name, message,
                                   "warning" if result.missing_schema and not strict
                                   else "error", "kubeconform", result.pointer))
             continue
@@ -264,10 +264,10 @@ def _merge(ours: list[Finding], theirs: list[kubeconform.Result], documents: lis
     return merged
 
 
-def _both(findings: list[Finding], index: int) -> None:
+def _both(findings: list[Problem], index: int) -> None:
     """Mark a finding as found by kubeconform too."""
     f = findings[index]
-    findings[index] = Finding(f.file, f.line, f.kind, f.name, f.message, f.level,
+    findings[index] = object_problem(f.file, f.line, f.kind, f.name, f.message, f.level,
                               "k10fleet+kubeconform", f.pointer)
 
 
@@ -281,7 +281,7 @@ def _special_file(directory: str) -> str:
     return ""
 
 
-def _kustomize_builds(root: str, documents: list[Document]) -> list[Finding]:
+def _kustomize_builds(root: str, documents: list[Document]) -> list[Problem]:
     """``kubectl kustomize`` every directory with a kustomization, KSOPS generators set aside."""
     binary = kubectl.find_kubectl()
     findings = []
@@ -292,12 +292,14 @@ def _kustomize_builds(root: str, documents: list[Document]) -> list[Finding]:
         special = _special_file(directory)
         if special:
             findings.append(doc.finding(f"kubectl kustomize not run: {cut(special)!r} is not "
-                                        "a regular file (a device, pipe or socket?)"))
+                                        "a regular file (a device, pipe or socket?)",
+                                        rule="kustomize-build"))
             continue
         status, stderr = _kustomize(binary, directory, doc)
         if status != 0:
             findings.append(doc.finding("kubectl kustomize fails: "
-                                        f"{kubectl.failure_reason(stderr, status)}"))
+                                        f"{kubectl.failure_reason(stderr, status)}",
+                                        rule="kustomize-build"))
     return findings
 
 
@@ -331,7 +333,7 @@ PARALLEL_FROM = 600  # files; below this a forked helper costs more than it save
 
 
 def _check_share(checker: _Checker, root: str, rels: list[str], known: Mapping[str, bytes]
-                 ) -> tuple[list[Document], list[Finding]]:
+                 ) -> tuple[list[Document], list[Problem]]:
     """Read and check these files; documents come back cut to their identity (cheap to send
     from a helper), kustomizations whole: they are checked with the whole tree."""
     documents, findings = read_files(root, root, rels, known)
@@ -346,7 +348,7 @@ def _check_share(checker: _Checker, root: str, rels: list[str], known: Mapping[s
 
 
 def _check_files(checker: _Checker, root: str, rels: list[str], known: Mapping[str, bytes]
-                 ) -> tuple[list[Document], list[Finding]]:
+                 ) -> tuple[list[Document], list[Problem]]:
     """Both cores on big trees: half the files in a forked helper, half here."""
     if len(rels) < PARALLEL_FROM or parallel_jobs() < 2:
         return _check_share(checker, root, rels, known)
@@ -421,27 +423,27 @@ def run_check(options: CheckOptions, progress: Callable[[int, int], None] | None
     return CheckReport(findings, documents, files, binary, notes)
 
 
-def _kustomization_findings(root: str, documents: list[Document], findings: list[Finding]
-                            ) -> list[Finding]:
+def _kustomization_findings(root: str, documents: list[Document], findings: list[Problem]
+                            ) -> list[Problem]:
     engine = _tree_engine(root)
     encrypted = {d.rel for d in documents if is_sops_encrypted(d)}
     # files already read need no second look when a kustomization lists them
     parsed = {d.rel for d in documents} | {
         os.path.relpath(f.file, root).replace(os.sep, "/") for f in findings}
     normalized = os.path.normpath(root)
-    out: list[Finding] = []
+    out: list[Problem] = []
     for doc in documents:
         if _is_kustomization(doc):
             out += kustomization_findings(doc, normalized, engine, encrypted, parsed)
     return out
 
 
-def _drift_findings(fleet: str, root: str) -> list[Finding]:
+def _drift_findings(fleet: str, root: str) -> list[Problem]:
     from generator import pipeline
 
     drift = pipeline.render(fleet, root, check=True).drift
     assert drift is not None
-    return [Finding(os.path.join(root, rel), 1, "", "", f"{label}: not what {fleet} renders; "
-                    f"run `k10fleet render {fleet} -o {root}`")
-            for label, paths in (("missing", drift.missing), ("differs", drift.differing),
-                                 ("extra", drift.extra)) for rel in paths]
+    return [object_problem(os.path.join(root, rel), 1, "", "",
+                           f"{status}: not what {fleet} renders; run "
+                           f"`k10fleet render {fleet} -o {root}`", rule="drift")
+            for status, rel in drift.entries()]

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generator.errors import EnvironmentFailure
+from generator.jsonschemas import detailed_validator_class, fast_validator
 from generator.resources import data_dir
 
 if TYPE_CHECKING:
@@ -70,24 +71,15 @@ class Validator:
 
     def __init__(self, schema: dict[str, Any], *, strict_formats: bool) -> None:
         self.schema = schema
-        self._fast: Any = None
-        try:
-            import jsonschema_rs
-
-            self._fast = jsonschema_rs.validator_for(
-                schema, formats={"byte": is_base64}, validate_formats=strict_formats)
-        except ImportError:
-            pass
-        except ValueError:  # a schema jsonschema-rs cannot compile: let jsonschema try
-            self._fast = None
+        self._fast = fast_validator(schema, formats={"byte": is_base64},
+                                    validate_formats=strict_formats)
         if self._fast is None:
             import jsonschema  # the slow fallback: imported only when needed
 
             checker = jsonschema.FormatChecker(formats=()) if strict_formats else None
             if checker is not None:
                 checker.checks("byte")(is_base64)
-            cls = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
-            self._slow = cls(schema, format_checker=checker)
+            self._slow = detailed_validator_class(schema)(schema, format_checker=checker)
 
     def errors(self, instance: Any) -> Iterator[SchemaError]:
         if self._fast is not None:

@@ -10,13 +10,11 @@ writes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from generator.engines.base import Files, ObjectRole
 from generator.fleet.model import MC_NAMESPACE, Cluster, Fleet
 from generator.render.templates import render_template
-
-if TYPE_CHECKING:
-    from generator.render.fleet import RenderedTree
 
 FOLDER = "argocd"
 
@@ -67,15 +65,32 @@ def application_spec(fleet: Fleet, cluster: Cluster) -> dict[str, Any]:
     return spec
 
 
-def render_cluster(fleet: Fleet, cluster: Cluster, tree: RenderedTree,
-                   ctx: dict[str, Any]) -> None:
-    """The cluster's Application (after its own files, which it does not read)."""
-    tree.add(f"{FOLDER}/{cluster.name}.yaml", render_template(
-        "argocd/application.yaml.j2", **ctx, cluster=cluster, name=app_name(cluster),
-        namespace=fleet.gitops.namespace, spec=application_spec(fleet, cluster)))
+MC_SYNC_WAVE = "1"  # the K10 release (wave 0) first, Multi-Cluster objects after it
 
 
-def render_global(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> None:
-    names = sorted(f"{cluster.name}.yaml" for cluster in fleet.clusters)
-    tree.add(f"{FOLDER}/kustomization.yaml", render_template(
-        "kustomization.yaml.j2", **ctx, resources=names, generators=[]))
+class ArgoCD:
+    name = "argocd"
+    needs_sops_generator = True  # Argo CD would apply an encrypted Secret as-is
+
+    def annotations(self, role: ObjectRole) -> dict[str, str]:
+        annotations = {"argocd.argoproj.io/sync-wave": MC_SYNC_WAVE}
+        if role == "namespace":  # K10 also owns kasten-io-mc: never prune or delete it
+            annotations["argocd.argoproj.io/sync-options"] = "Prune=false,Delete=false"
+        return annotations
+
+    def k10_object_annotations(self, wave: int) -> dict[str, str]:
+        """K10 registers its CRDs when it starts, after Argo CD's dry run of a first sync."""
+        return {"argocd.argoproj.io/sync-wave": str(wave),
+                "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"}
+
+    def cluster_files(self, fleet: Fleet, cluster: Cluster, values: bytes,
+                      ctx: dict[str, Any]) -> Files:
+        """The cluster's Application."""
+        return [(f"{FOLDER}/{cluster.name}.yaml", render_template(
+            "argocd/application.yaml.j2", **ctx, cluster=cluster, name=app_name(cluster),
+            namespace=fleet.gitops.namespace, spec=application_spec(fleet, cluster)))]
+
+    def global_files(self, fleet: Fleet, ctx: dict[str, Any]) -> Files:
+        names = sorted(f"{cluster.name}.yaml" for cluster in fleet.clusters)
+        return [(f"{FOLDER}/kustomization.yaml", render_template(
+            "kustomization.yaml.j2", **ctx, resources=names, generators=[]))]

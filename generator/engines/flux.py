@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from generator.engines.base import Files, ObjectRole
 from generator.fleet.model import Cluster, Fleet
 from generator.render.templates import render_template
-
-if TYPE_CHECKING:
-    from generator.render.fleet import RenderedTree
 
 FOLDER = "flux"
 GIT_SOURCE = "k10fleet"
@@ -140,36 +138,50 @@ def kustomizations(fleet: Fleet, cluster: Cluster) -> list[dict[str, Any]]:
     ]
 
 
-def render_cluster(fleet: Fleet, cluster: Cluster, tree: RenderedTree,
-                   ctx: dict[str, Any]) -> None:
-    """The cluster's HelmRelease, values ConfigMap and Kustomizations (after its own files:
-    the values ConfigMap is named after the content of k10-values.yaml)."""
-    from generator.render.fleet import cluster_dir
+class Flux:
+    name = "flux"
+    needs_sops_generator = False  # kustomize-controller decrypts SOPS files itself
 
-    values = tree.files[f"{cluster_dir(cluster.name)}/k10-values.yaml"].content
-    values_name = values_configmap_name(cluster, values)
-    base = f"{FOLDER}/releases/{cluster.name}"
-    release = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-               "metadata": {"name": f"k10-{cluster.name}",
-                            "namespace": fleet.gitops.namespace},
-               "spec": helm_release_spec(fleet, cluster, values_name)}
-    configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": {"name": values_name, "namespace": fleet.gitops.namespace},
-                 "data": {"values.yaml": values.decode()}}
-    tree.add(f"{base}/helmrelease.yaml", render_template(
-        "flux/objects.yaml.j2", **ctx, objects=[release]))
-    tree.add(f"{base}/values-configmap.yaml", render_template(
-        "flux/objects.yaml.j2", **ctx, objects=[configmap]))
-    tree.add(f"{base}/kustomization.yaml", render_template(
-        "kustomization.yaml.j2", **ctx, resources=["helmrelease.yaml",
-                                                  "values-configmap.yaml"], generators=[]))
-    tree.add(f"{FOLDER}/{cluster.name}.yaml", render_template(
-        "flux/objects.yaml.j2", **ctx, objects=kustomizations(fleet, cluster)))
+    def annotations(self, role: ObjectRole) -> dict[str, str]:
+        if role == "namespace":  # K10 also owns kasten-io-mc: never prune it
+            return {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+        if role == "join-token":  # K10 fills the token: create once, never overwrite
+            return {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
+        return {}
 
+    def k10_object_annotations(self, wave: int) -> dict[str, str]:
+        return {}  # Flux applies them after the release through dependsOn
 
-def render_global(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any]) -> None:
-    tree.add(f"{FOLDER}/sources.yaml", render_template(
-        "flux/objects.yaml.j2", **ctx, objects=sources(fleet)))
-    listed = ["sources.yaml", *(f"{cluster.name}.yaml" for cluster in fleet.clusters)]
-    tree.add(f"{FOLDER}/kustomization.yaml", render_template(
-        "kustomization.yaml.j2", **ctx, resources=listed, generators=[]))
+    def cluster_files(self, fleet: Fleet, cluster: Cluster, values: bytes,
+                      ctx: dict[str, Any]) -> Files:
+        """The cluster's HelmRelease, values ConfigMap (named after the content of
+        ``values``, so an edit rolls the release) and Kustomizations."""
+        values_name = values_configmap_name(cluster, values)
+        base = f"{FOLDER}/releases/{cluster.name}"
+        namespace = fleet.gitops.namespace
+        release = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                   "metadata": {"name": f"k10-{cluster.name}", "namespace": namespace},
+                   "spec": helm_release_spec(fleet, cluster, values_name)}
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": values_name, "namespace": namespace},
+                     "data": {"values.yaml": values.decode()}}
+        return [
+            (f"{base}/helmrelease.yaml", render_template(
+                "flux/objects.yaml.j2", **ctx, objects=[release])),
+            (f"{base}/values-configmap.yaml", render_template(
+                "flux/objects.yaml.j2", **ctx, objects=[configmap])),
+            (f"{base}/kustomization.yaml", render_template(
+                "kustomization.yaml.j2", **ctx,
+                resources=["helmrelease.yaml", "values-configmap.yaml"], generators=[])),
+            (f"{FOLDER}/{cluster.name}.yaml", render_template(
+                "flux/objects.yaml.j2", **ctx, objects=kustomizations(fleet, cluster))),
+        ]
+
+    def global_files(self, fleet: Fleet, ctx: dict[str, Any]) -> Files:
+        listed = ["sources.yaml", *(f"{cluster.name}.yaml" for cluster in fleet.clusters)]
+        return [
+            (f"{FOLDER}/sources.yaml", render_template(
+                "flux/objects.yaml.j2", **ctx, objects=sources(fleet))),
+            (f"{FOLDER}/kustomization.yaml", render_template(
+                "kustomization.yaml.j2", **ctx, resources=listed, generators=[])),
+        ]

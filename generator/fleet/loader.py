@@ -9,6 +9,7 @@ depth and size, and turn every failure into a ``Problem`` instead of a traceback
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ import yaml
 
 from generator import fastyaml
 from generator.errors import InvalidInput
-from generator.problems import JsonPath, Problem, format_json_path
+from generator.problems import JsonPath, Problem, RuleId, format_json_path
 
 try:
     _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -83,10 +84,11 @@ class LoadedDocument:
 
     def problem(
         self, path: JsonPath, message: str, *, key: bool = False, level: str = "error",
-        rule: str = "",
+        rule: RuleId,
     ) -> Problem:
         line, column = self.locate(path, key=key)
-        return Problem(self.file, line, column, format_json_path(path), message, level, rule)
+        return Problem(self.file, line, column, format_json_path(path), message, level,
+                       rule=rule)
 
 
 class _ScalarLoader(_BaseLoader):  # type: ignore[valid-type,misc]
@@ -375,6 +377,9 @@ def _indentation_problem(text: str, line: int, message: str) -> tuple[int, int, 
         f"line {deep_line} on")
 
 
+_EMPTY = "file is empty; expected a Fleet document (apiVersion: k10fleet/v1alpha1)"
+
+
 def _load_marked(raw: bytes, file: str, limits: LoadLimits) -> LoadedDocument:
     if len(raw) > limits.max_bytes:
         raise InvalidInput([Problem(file, 1, 1, "", f"file is {len(raw)} bytes, more than the "
@@ -384,47 +389,11 @@ def _load_marked(raw: bytes, file: str, limits: LoadLimits) -> LoadedDocument:
     doc = LoadedDocument(file=file, data=None)
     loader = _ScalarLoader(text)
     try:
-        loader.get_event()  # stream start
-        if loader.check_event(yaml.StreamEndEvent):
-            raise InvalidInput([Problem(file, 1, 1, "", "file is empty; expected a Fleet "
-                                        "document (apiVersion: k10fleet/v1alpha1)",
-                                        rule="yaml")])
-        loader.get_event()  # document start
-        first = loader.peek_event()
-        if isinstance(first, yaml.ScalarEvent) and first.value == "" and first.tag is None:
-            raise InvalidInput([Problem(file, 1, 1, "", "file is empty; expected a Fleet "
-                                        "document (apiVersion: k10fleet/v1alpha1)",
-                                        rule="yaml")])
-        if not isinstance(first, yaml.MappingStartEvent):
-            line, column = _mark(first)
-            found = "a list" if isinstance(first, yaml.SequenceStartEvent) else "a scalar"
-            raise InvalidInput([Problem(file, line, column, "", "expected a mapping at the top "
-                                        f"of the document, found {found}", rule="yaml")])
-        doc.data, _ = _Builder(loader, doc, limits).build(())
-        loader.get_event()  # document end
-        if not loader.check_event(yaml.StreamEndEvent):
-            line, column = _mark(loader.peek_event())
-            raise InvalidInput([Problem(file, line, column, "", "more than one YAML document; "
-                                        "a fleet file holds exactly one", rule="yaml")])
+        _read_one_mapping(loader, doc, limits)
     except _LoadAbort as e:
         raise InvalidInput([e.problem]) from None
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = str(e.problem or "invalid YAML")
-        plain = _indentation_problem(text, line, message)
-        if plain is not None:
-            raise InvalidInput([Problem(file, plain[0], plain[1], "", plain[2],
-                                        rule="yaml")]) from None
-        if "tab" in message or ("cannot start any token" in message and _tab_at(text, mark)):
-            message = "tab character where YAML expects indentation or a value; use spaces"
-        elif "but found another document" in message or "expected a single document" in str(
-                e.context or ""):
-            message = "more than one YAML document; a fleet file holds exactly one"
-        elif e.context:
-            message = f"{message} ({e.context})"
-        raise InvalidInput([Problem(file, line, column, "", f"invalid YAML: {message}",
-                                    rule="yaml")]) from None
+        raise InvalidInput([_marked_error(e, file, text)]) from None
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) + 1
         column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
@@ -443,22 +412,85 @@ def _load_marked(raw: bytes, file: str, limits: LoadLimits) -> LoadedDocument:
     return doc
 
 
-def load_yaml_file(path: str, limits: LoadLimits | None = None) -> LoadedDocument:
-    """Read ``path`` (size-checked before reading) and load it."""
-    limits = limits or LoadLimits()
+def _read_one_mapping(loader: _ScalarLoader, doc: LoadedDocument, limits: LoadLimits) -> None:
+    """Fill ``doc.data`` from a stream of exactly one document whose top is a mapping."""
+    file = doc.file
+    loader.get_event()  # stream start
+    if loader.check_event(yaml.StreamEndEvent):
+        raise InvalidInput([Problem(file, 1, 1, "", _EMPTY, rule="yaml")])
+    loader.get_event()  # document start
+    first = loader.peek_event()
+    if isinstance(first, yaml.ScalarEvent) and first.value == "" and first.tag is None:
+        raise InvalidInput([Problem(file, 1, 1, "", _EMPTY, rule="yaml")])
+    if not isinstance(first, yaml.MappingStartEvent):
+        line, column = _mark(first)
+        found = "a list" if isinstance(first, yaml.SequenceStartEvent) else "a scalar"
+        raise InvalidInput([Problem(file, line, column, "", "expected a mapping at the top "
+                                    f"of the document, found {found}", rule="yaml")])
+    doc.data, _ = _Builder(loader, doc, limits).build(())
+    loader.get_event()  # document end
+    if not loader.check_event(yaml.StreamEndEvent):
+        line, column = _mark(loader.peek_event())
+        raise InvalidInput([Problem(file, line, column, "", "more than one YAML document; "
+                                    "a fleet file holds exactly one", rule="yaml")])
+
+
+def _marked_error(e: yaml.MarkedYAMLError, file: str, text: str) -> Problem:
+    """The parser's complaint, located and in words a fleet author can act on."""
+    mark = e.problem_mark or e.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = str(e.problem or "invalid YAML")
+    plain = _indentation_problem(text, line, message)
+    if plain is not None:
+        return Problem(file, plain[0], plain[1], "", plain[2], rule="yaml")
+    if "tab" in message or ("cannot start any token" in message and _tab_at(text, mark)):
+        message = "tab character where YAML expects indentation or a value; use spaces"
+    elif "but found another document" in message or "expected a single document" in str(
+            e.context or ""):
+        message = "more than one YAML document; a fleet file holds exactly one"
+    elif e.context:
+        message = f"{message} ({e.context})"
+    return Problem(file, line, column, "", f"invalid YAML: {message}", rule="yaml")
+
+
+def _io_problem(path: str, message: str, rule: RuleId = "io") -> InvalidInput:
+    return InvalidInput([Problem(path, 1, 1, "", message, rule=rule)])
+
+
+def read_input_file(path: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes`` of them. A FIFO, device
+    or socket is refused without reading (it could block forever or never end)."""
     try:
-        size = os.stat(path).st_size
-        if size > limits.max_bytes:
-            raise InvalidInput([Problem(path, 1, 1, "", f"file is {size} bytes, more than the "
-                                        f"limit of {limits.max_bytes} (K10FLEET_MAX_BYTES)",
-                                        rule="size")])
-        with open(path, "rb") as handle:
-            raw = handle.read(limits.max_bytes + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise InvalidInput([Problem(path, 1, 1, "", "file not found", rule="io")]) from None
-    except IsADirectoryError:
-        raise InvalidInput([Problem(path, 1, 1, "", "is a directory, expected a fleet file",
-                                    rule="io")]) from None
+        raise _io_problem(path, "file not found") from None
     except PermissionError:
-        raise InvalidInput([Problem(path, 1, 1, "", "permission denied", rule="io")]) from None
-    return load_yaml_bytes(raw, path, limits)
+        raise _io_problem(path, "permission denied") from None
+    except OSError as e:
+        raise _io_problem(path, f"cannot read: {e.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise _io_problem(path, "is a directory, expected a fleet file")
+        if not stat.S_ISREG(info.st_mode):
+            raise _io_problem(path, "is not a regular file (a FIFO, device or socket?); "
+                              "expected a fleet file")
+        if info.st_size > max_bytes:
+            raise _io_problem(path, f"file is {info.st_size} bytes, more than the limit of "
+                              f"{max_bytes} (K10FLEET_MAX_BYTES)", "size")
+        chunks = []
+        size = 0
+        while size <= max_bytes and (chunk := os.read(fd, 1 << 20)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as e:
+        raise _io_problem(path, f"cannot read: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def load_yaml_file(path: str, limits: LoadLimits | None = None) -> LoadedDocument:
+    """Read ``path`` (a regular file, size-checked before reading) and load it."""
+    limits = limits or LoadLimits()
+    return load_yaml_bytes(read_input_file(path, limits.max_bytes), path, limits)

@@ -50,6 +50,8 @@ FIRST_INGRESS_IN_TOKEN = K10Version(6, 5, 14)
 
 @dataclass(frozen=True)
 class Chart:
+    """Where a cluster's K10 Helm chart comes from (a Helm repository or an oci:// one)."""
+
     repository: str
     name: str
     version: str
@@ -82,7 +84,6 @@ class Cluster:
     kasten: KastenSettings
     values: dict[str, Any]
     ingress_url: str | None
-    insecure_ingress: bool
     cluster_name: str
     primary_ingress_url: str | None = None
     join_with: str = "token"
@@ -142,8 +143,6 @@ class GitOps:
 
 
 CLUSTER_TYPE_LABEL = "dist.kio.kasten.io/cluster-type"  # K10 sets it on every Cluster object
-K10_CLUSTER_ROLES = ("k10-multi-cluster-admin", "k10-multi-cluster-basic",
-                     "k10-multi-cluster-config-view")
 CONFIG_API = "config.kio.kasten.io/v1alpha1"
 
 
@@ -205,6 +204,9 @@ class AccessGrant:
 
 @dataclass(frozen=True)
 class ProfileCredentials:
+    """A Profile's credentials: read from ``store`` by inject (or fetched at sync time),
+    written as Secret ``secret_name`` in the form ``format`` says."""
+
     store: str
     secret_name: str
     format: CredentialFormat

@@ -10,6 +10,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from generator.fleet.loader import LoadedDocument
+from generator.jsonschemas import detailed_validator_class, fast_validator
 from generator.problems import JsonPath, Problem
 from generator.resources import load_schema
 
@@ -39,27 +40,15 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> I
 
 
 @cache
-def _validator_class() -> Any:
-    """jsonschema is imported only to explain errors (~60 ms that valid fleets never pay)."""
-    import jsonschema
-
-    return jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-        jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})
+def _validator(schema_name: str = FLEET_SCHEMA) -> Any:
+    """jsonschema, to explain errors (~60 ms to import, which valid fleets never pay)."""
+    schema = load_schema(schema_name)
+    return detailed_validator_class(schema, {"pattern": _ecma_pattern})(schema)
 
 
 @cache
-def _validator() -> Any:
-    return _validator_class()(load_schema(FLEET_SCHEMA))
-
-
-@cache
-def _fast_validator() -> Any:
-    """jsonschema-rs answers "valid?" ~400x faster; None when it is not installed."""
-    try:
-        import jsonschema_rs
-    except ImportError:
-        return None
-    return jsonschema_rs.validator_for(load_schema(FLEET_SCHEMA))
+def _fast_validator(schema_name: str = FLEET_SCHEMA) -> Any:
+    return fast_validator(load_schema(schema_name))
 
 
 def _quickly_valid(data: Any) -> bool:
@@ -140,33 +129,18 @@ def _problems_for(doc: LoadedDocument, error: jsonschema.ValidationError) -> Ite
     yield doc.problem(path, error.message, rule="schema")
 
 
-@cache
-def _fast_object_validator(schema_name: str) -> Any:
-    """jsonschema-rs for one of schemas/ (e.g. a Kasten kind); None when not installed."""
-    try:
-        import jsonschema_rs
-    except ImportError:
-        return None
-    return jsonschema_rs.validator_for(load_schema(schema_name))
-
-
-@cache
-def _object_validator(schema_name: str) -> Any:
-    return _validator_class()(load_schema(schema_name))
-
-
 def object_problems(doc: LoadedDocument, path: JsonPath, schema_name: str,
                     instance: Any) -> list[Problem]:
     """Validate ``instance`` (found at ``path`` in the document) against ``schema_name``,
     locating each problem in the fleet file."""
-    fast = _fast_object_validator(schema_name)
+    fast = _fast_validator(schema_name)
     try:
         if fast is not None and fast.is_valid(instance):
             return []
     except (ValueError, TypeError, OverflowError):
         pass
     problems: list[Problem] = []
-    for error in _object_validator(schema_name).iter_errors(instance):
+    for error in _validator(schema_name).iter_errors(instance):
         error.path.extendleft(reversed(path))  # absolute_path follows .path
         problems.extend(_problems_for(doc, error))
     return problems

@@ -118,8 +118,7 @@ def _value(token: str | None) -> str:
     return _word(token, "value", label_value_problem)
 
 
-def _value_list(key: str, op: str, take: Callable[[], str | None],
-                peek: Callable[[], str | None]) -> set[str]:
+def _value_list(key: str, op: str, take: Callable[[], str | None]) -> set[str]:
     """The values after ``(`` up to ``)``; as in Kubernetes, an empty slot (``()``, ``(,a)``,
     ``(a,)``) is the empty value."""
     values: set[str] = set()
@@ -181,7 +180,7 @@ def parse(text: str) -> Selector:
                 take()
                 if take() != "(":
                     raise SelectorError(f"expected '(' after {key} {op}")
-                values = _value_list(key, op, take, peek)
+                values = _value_list(key, op, take)
                 requirements.append(Requirement(key, op, tuple(sorted(values))))
             else:
                 raise SelectorError(f"expected an operator (=, ==, !=, in, notin) after {key!r}, "

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generator.errors import InvalidInput
-from generator.fleet.central import central_problems
+from generator.fleet.global_resources import central_problems
 from generator.fleet.loader import LoadedDocument, LoadLimits, load_yaml_file
 from generator.fleet.model import (
     CREDENTIAL_FORMATS,
@@ -60,7 +60,7 @@ def validate_document(doc: LoadedDocument) -> ValidationResult:
         last = problems[MAX_PROBLEMS - 1]
         problems = [*problems[:MAX_PROBLEMS], Problem(
             doc.file, last.line, last.column, "", f"... and {extra} more problems", "error",
-            "limit")]
+            rule="size")]
     result = ValidationResult(doc.file, problems)
     if result.valid:
         result.fleet = build_fleet(doc.data, doc.file)
@@ -115,7 +115,6 @@ def _cluster(raw: dict[str, Any], role: str, spec: dict[str, Any]) -> Cluster:
         kasten=_kasten(fleet_kasten, raw.get("kasten", {})),
         values=deep_merge(fleet_kasten.get("values", {}), raw.get("values", {})),
         ingress_url=raw.get("ingressURL"),
-        insecure_ingress=raw.get("insecureIngress", False),
         cluster_name=raw.get("clusterName", raw["name"]),
         primary_ingress_url=raw.get("primaryIngressURL"),
         join_with=raw.get("joinWith", "token"),

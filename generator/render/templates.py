@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 
 from generator.render import yamlout
-from generator.resources import data_dir
+from generator.resources import DATA_PACKAGE
 
 
 def object_meta(
@@ -31,7 +31,7 @@ def object_meta(
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        loader=jinja2.PackageLoader(DATA_PACKAGE, "templates"),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

@@ -18,8 +18,10 @@ from typing import Any
 import yaml
 
 from generator.errors import UsageFailure
+from generator.files import atomic_write
 from generator.secrets.base import MappingStore, StoreError
-from generator.tools import atomic_write, find_tool
+from generator.secrets.pathregex import PathRegexError, path_regex_matches
+from generator.tools import find_tool
 
 TIMEOUT = 60
 ENCRYPTED_REGEX = "^(data|stringData)$"
@@ -148,9 +150,9 @@ def age_recipients(out_dir: str, given: Sequence[str], target: str) -> list[str]
         for rule in rules if isinstance(rules, list) else []:
             pattern = rule.get("path_regex") if isinstance(rule, dict) else None
             try:
-                matches = pattern is None or re.search(str(pattern), relative) is not None
-            except re.error:
-                raise UsageFailure(f"{config}: invalid path_regex {pattern!r}") from None
+                matches = pattern is None or path_regex_matches(str(pattern), relative)
+            except PathRegexError as e:
+                raise UsageFailure(f"{config}: invalid path_regex {pattern!r}: {e}") from None
             if matches:
                 recipients = _rule_recipients(rule)
                 break

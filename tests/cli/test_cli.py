@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import KUBECTL, REPO, example_fleet, run_cli, tree_bytes
+from tests.conftest import KUBECTL, REPO, counting_renders, example_fleet, run_cli, tree_bytes
 
 WriteFleet = Callable[..., Path]
 
@@ -163,12 +163,21 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_golden_output_matches_example() -> None:
-    """output/ is exactly what fleet.yaml renders to (regenerate: k10fleet render fleet.yaml)."""
-    result = run_cli("render", REPO / "fleet.yaml", "-o", REPO / "output", "--check")
-    assert result.exit_code == 0, (
-        f"{result.output}\noutput/ drifted from fleet.yaml: run `k10fleet render fleet.yaml` "
-        "and review the diff")
+def test_golden_output_matches_example(tmp_path: Path) -> None:
+    """output/ is exactly what fleet.yaml renders to (regenerate: k10fleet render fleet.yaml).
+    Rendered into a scratch folder (fresh, and over a copy of output/): nothing is written
+    into the repository, and a render that did not happen cannot pass."""
+    repo_before = sorted(p.name for p in REPO.iterdir())
+    shutil.copytree(REPO / "output", tmp_path / "copy")
+    with counting_renders() as renders:
+        fresh = run_cli("render", REPO / "fleet.yaml", "-o", tmp_path / "fresh")
+        check = run_cli("render", REPO / "fleet.yaml", "-o", tmp_path / "copy", "--check")
+    assert fresh.exit_code == 0, fresh.output
+    assert renders == ["demo", "demo"]
+    assert tree_bytes(tmp_path / "fresh") == tree_bytes(REPO / "output"), (
+        "output/ drifted from fleet.yaml: run `k10fleet render fleet.yaml` and review the diff")
+    assert check.exit_code == 0, check.output
+    assert sorted(p.name for p in REPO.iterdir()) == repo_before
 
 
 def test_kustomize_builds_every_rendered_cluster(write_fleet: WriteFleet,
@@ -187,9 +196,10 @@ def test_kustomize_builds_every_rendered_cluster(write_fleet: WriteFleet,
                                    "Secret"]}
 
 
-def _run_installed(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run_installed(venv: Path, *args: str, cwd: Path,
+                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(venv / "bin" / "k10fleet"), *args], capture_output=True,
-                          text=True, cwd=cwd, check=False)
+                          text=True, cwd=cwd, check=False, env=env)
 
 
 def test_wheel_installs_and_runs_from_any_directory(tmp_path: Path) -> None:
@@ -206,12 +216,14 @@ def test_wheel_installs_and_runs_from_any_directory(tmp_path: Path) -> None:
     work = tmp_path / "elsewhere"
     work.mkdir()
     shutil.copy(REPO / "fleet.yaml", work / "fleet.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the wheel, not the repo
     location = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import generator.resources as r; "
          "print(r.data_dir('templates')); print(r.data_dir('schemas'))"],
-        capture_output=True, text=True, cwd=work, check=True).stdout.split()
-    assert all(str(venv) in p and "_data" in p for p in location), location
-    rendered = _run_installed(venv, "render", cwd=work)
+        capture_output=True, text=True, cwd=work, check=True, env=env).stdout.split()
+    assert all(p.startswith(str(venv)) and p.endswith(("_data/templates", "_data/schemas"))
+               and not os.path.islink(p) for p in location), location
+    rendered = _run_installed(venv, "render", cwd=work, env=env)
     assert rendered.returncode == 0, rendered.stderr
     assert tree_bytes(work / "output") == tree_bytes(REPO / "output")
 
@@ -252,30 +264,135 @@ def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert not any("writing:" in m for m in shown)
 
 
-def test_unchanged_inputs_skip_rendering(write_fleet: WriteFleet, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import generator.pipeline as pipeline
+def _second_render_fleet(data: dict[str, Any]) -> dict[str, Any]:
+    """A fleet whose render has something to say: a warning, pending injects."""
+    data["spec"]["secondaries"][0]["kasten"] = {"version": "6.5.10"}
+    return data
 
+
+@pytest.mark.parametrize("form", ["json", "text"])
+def test_a_second_render_reports_what_the_first_did(write_fleet: WriteFleet, tmp_path: Path,
+                                                    form: str) -> None:
+    fleet = write_fleet(_second_render_fleet(example_fleet()))
+    out = tmp_path / "out"
+    with counting_renders() as renders:
+        first = run_cli("render", "--format", form, fleet, "-o", out)
+        second = run_cli("render", "--format", form, fleet, "-o", out)
+        check_one = run_cli("render", "--check", "--format", form, fleet, "-o", out)
+        check_two = run_cli("render", "--check", "--format", form, fleet, "-o", out)
+    assert renders == ["demo"] * 4
+    assert first.exit_code == second.exit_code == check_one.exit_code == 0, first.output
+    assert check_one.output == check_two.output
+    if form == "text":
+        assert second.output == first.output.replace("23 written, 0 unchanged",
+                                                     "0 written, 23 unchanged")
+        assert "warning: $.spec.secondaries[0].ingressURL" in second.output
+        assert "run `k10fleet inject" in second.output
+        return
+    one, two = json.loads(first.stdout), json.loads(second.stdout)
+    assert two["warnings"] == one["warnings"] != []
+    assert two["awaiting_inject"] == one["awaiting_inject"] != []
+    assert (two["written"], two["removed"], two["unchanged"]) == ([], [], len(one["written"]))
+    assert json.loads(check_one.stdout)["warnings"] == one["warnings"]
+
+
+def test_a_repeated_check_reports_the_disconnect_commands(write_fleet: WriteFleet,
+                                                          tmp_path: Path) -> None:
     data = example_fleet()
     fleet = write_fleet(data)
     out = tmp_path / "out"
     assert run_cli("render", fleet, "-o", out).exit_code == 0
-    assert (tmp_path / ".out.k10fleet-cache.json").exists()  # beside the tree, not in it
-
-    def must_not_render(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("rendered although nothing changed")
-
-    monkeypatch.setattr(pipeline, "render_fleet", must_not_render)
-    again = run_cli("render", fleet, "-o", out)
-    assert again.exit_code == 0 and "0 written" in again.output
-    assert run_cli("render", fleet, "-o", out, "--check").exit_code == 0
-    (out / "clusters/edge-1/k10-values.yaml").write_text("tampered\n")
-    damaged = run_cli("render", fleet, "-o", out)  # a damaged tree takes the full path
-    assert "rendered although nothing changed" in damaged.output
-    monkeypatch.undo()
-    assert run_cli("render", fleet, "-o", out).exit_code == 0
-    data["spec"]["secondaries"][1]["clusterName"] = "edge-two"
+    data["spec"]["secondaries"].pop(0)
     write_fleet(data)
-    monkeypatch.setattr(pipeline, "render_fleet", must_not_render)
-    changed = run_cli("render", fleet, "-o", out)  # a changed fleet takes the full path
-    assert "rendered although nothing changed" in changed.output
+    first = run_cli("render", "--check", "--format", "json", fleet, "-o", out)
+    second = run_cli("render", "--check", "--format", "json", fleet, "-o", out)
+    assert first.exit_code == second.exit_code == 1
+    assert json.loads(second.stdout)["disconnect"] == json.loads(first.stdout)["disconnect"]
+    assert "kubectl delete cluster" in json.loads(first.stdout)["disconnect"][0]
+
+
+def _opened_tree_files(monkeypatch: pytest.MonkeyPatch, out: Path) -> list[str]:
+    """Record which files under ``out`` the writer opens to compare their bytes."""
+    import builtins
+
+    import generator.output as output
+
+    opened: list[str] = []
+
+    def recording_open(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(path).startswith(str(out)) and not str(path).endswith(".k10fleet-manifest.json"):
+            opened.append(os.path.relpath(path, out))
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(output, "open", recording_open, raising=False)
+    return opened
+
+
+def test_the_stat_cache_only_skips_rereading_verified_files(
+        write_fleet: WriteFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from generator import statcache
+
+    fleet = write_fleet(example_fleet())
+    out = tmp_path / "out"
+    cache = tmp_path / ".out.k10fleet-cache.json"
+    assert run_cli("render", fleet, "-o", out).exit_code == 0
+    assert cache.exists()  # beside the tree, not in it
+    assert not any("cache" in p.name for p in out.rglob("*"))
+    opened = _opened_tree_files(monkeypatch, out)
+    assert run_cli("render", fleet, "-o", out).exit_code == 0
+    assert len(opened) == 23, opened  # just written: read back once (racy until verified)
+    time.sleep(statcache.MARGIN_NS / 1e9 + 0.1)
+    assert run_cli("render", fleet, "-o", out).exit_code == 0  # verifies, records
+    opened.clear()
+    with counting_renders() as renders:
+        again = run_cli("render", "--format", "json", fleet, "-o", out)
+    assert renders == ["demo"] and json.loads(again.stdout)["unchanged"] == 23
+    assert opened == []  # every signature proved its file unchanged: nothing re-read
+    values = out / "clusters/edge-1/k10-values.yaml"
+    original = values.read_bytes()
+    stamp = values.stat()
+    values.write_bytes(original.replace(b"enabled", b"Enabled"))  # same size, same mtime
+    os.utime(values, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    repaired = run_cli("render", "--format", "json", fleet, "-o", out)
+    assert json.loads(repaired.stdout)["written"] == ["clusters/edge-1/k10-values.yaml"]
+    assert values.read_bytes() == original
+    cached = cache.read_bytes()
+    assert run_cli("render", "--check", fleet, "-o", out).exit_code == 0
+    assert cache.read_bytes() == cached  # a check never writes the cache
+
+
+def test_a_check_racing_a_render_leaves_no_lying_cache(
+        write_fleet: WriteFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``render --check A`` finds the tree clean, then ``render B`` replaces it before the
+    check ends: a later ``render --check A`` must still see B's tree."""
+    import time
+
+    import generator.pipeline as pipeline
+    from generator import statcache
+
+    data = example_fleet()
+    fleet_a = write_fleet(data, "a.yaml")
+    data["spec"]["secondaries"][0]["clusterName"] = "edge-one"
+    fleet_b = write_fleet(data, "b.yaml")
+    out = tmp_path / "out"
+    assert run_cli("render", fleet_a, "-o", out).exit_code == 0
+    time.sleep(statcache.MARGIN_NS / 1e9 + 0.1)
+    assert run_cli("render", fleet_a, "-o", out).exit_code == 0  # cache trusts A's tree
+    real_diff = pipeline.diff_tree
+
+    def diff_then_render_b(*args: Any, **kwargs: Any) -> Any:
+        drift = real_diff(*args, **kwargs)
+        monkeypatch.setattr(pipeline, "diff_tree", real_diff)
+        assert run_cli("render", fleet_b, "-o", out).exit_code == 0
+        return drift
+
+    monkeypatch.setattr(pipeline, "diff_tree", diff_then_render_b)
+    raced = run_cli("render", "--check", fleet_a, "-o", out)
+    assert raced.exit_code == 0, raced.output  # A's tree was clean when it looked
+    time.sleep(statcache.MARGIN_NS / 1e9 + 0.1)
+    assert run_cli("render", fleet_b, "-o", out).exit_code == 0  # cache trusts B's tree
+    later = run_cli("render", "--check", "--format", "json", fleet_a, "-o", out)
+    assert later.exit_code == 1, later.output
+    assert "clusters/edge-1/mc-join-config.yaml" in json.loads(later.stdout)["differing"]

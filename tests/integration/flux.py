@@ -262,10 +262,19 @@ class FluxStack:
         return self.cluster.read(API[kind], kind, name, NAMESPACE)
 
     def reconcile(self, kind: str, name: str) -> None:
+        """``reconcile.fluxcd.io/requestedAt`` (what ``flux reconcile`` sets); nothing when the
+        object does not exist yet."""
+        import urllib.error
+
         stamp = datetime.now(UTC).isoformat()
-        self.clusters.kubectl(self.home, "annotate", "--overwrite", "-n", NAMESPACE,
-                              f"{kind.lower()}.{API[kind].split('/')[0]}/{name}",
-                              f"reconcile.fluxcd.io/requestedAt={stamp}")
+        path = self.cluster.resource_path(API[kind], kind, name, NAMESPACE)
+        body = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}}
+        try:
+            self.cluster.request(path, method="PATCH", body=body,
+                                 content_type="application/merge-patch+json")
+        except urllib.error.HTTPError as error:
+            if error.code != 404:
+                raise
 
     def ready(self, kind: str, name: str) -> tuple[bool, str]:
         obj = self.read(kind, name)

@@ -19,6 +19,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 import generator.cli
+from tests.conftest import counting_renders
 
 CASES = Path(__file__).parents[1].joinpath("cases")
 INVALID = sorted(p for p in CASES.joinpath("invalid").iterdir() if p.is_dir())
@@ -109,12 +110,18 @@ def test_valid_renders(case: Path, tmp_path: Path) -> None:
             with path.open(encoding="utf-8") as handle:
                 list(yaml.safe_load_all(handle))
 
-    again = _invoke("render", fleet, "-o", str(out))
+    before = {p: p.read_bytes() for p in produced}
+    with counting_renders() as renders:  # a real second render that finds nothing to write
+        again = _invoke("render", "--format", "json", fleet, "-o", str(out))
+        check = _invoke("render", "--check", "--format", "json", fleet, "-o", str(out))
     assert again.exit_code == 0, again.output
-    assert " 0 written" in again.output, again.output
-
-    check = _invoke("render", "--check", fleet, "-o", str(out))
     assert check.exit_code == 0, check.output
+    assert len(renders) == 2, renders
+    report = json.loads(again.stdout)
+    assert (report["written"], report["removed"]) == ([], []), report
+    assert report["unchanged"] == len(produced) - 1  # every file but the manifest
+    assert json.loads(check.stdout)["clean"] is True
+    assert {p: p.read_bytes() for p in produced} == before
 
     cluster_dirs = sorted(p for p in (out / "clusters").iterdir() if p.is_dir())
     assert cluster_dirs, "no clusters/* directories rendered"

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from generator.check.schemas import SchemaStore
+from generator.errors import InternalError
 from generator.fleet.selectors import SelectorError, parse
 from generator.labels import kubectl_calls, parse_cluster_list, plan
 from generator.resources import data_dir
@@ -423,13 +424,13 @@ def test_labels_without_context_or_kubectl_is_an_environment_failure(
 
 def test_small_helpers_say_what_they_refuse() -> None:
     from generator.fleet.schema import describe
-    from generator.render.fleet import RenderedTree
+    from generator.render.layout import RenderedTree
     from generator.secrets.base import StoreError, as_secret_text
 
     assert describe("x" * 500) == f"string {'x' * 77 + '...'!r}"  # no multi-KB error lines
     tree = RenderedTree()
     tree.add("a.yaml", "one\n")
-    with pytest.raises(RuntimeError, match=re.escape("a.yaml twice")):
+    with pytest.raises(InternalError, match=re.escape("a.yaml twice")):
         tree.add("a.yaml", "two\n")
     assert as_secret_text("s", "port", 8443) == "8443"
     with pytest.raises(StoreError, match="'flag' holds a boolean"):

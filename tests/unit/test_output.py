@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from generator import output
-from generator.errors import EnvironmentFailure, InvalidInput, OutputLocked
+from generator.errors import EnvironmentFailure, InternalError, InvalidInput, OutputLocked
 from generator.output import MANIFEST, FileSpec, diff_tree, read_manifest, write_tree
 from tests.conftest import tree_bytes
 
@@ -116,7 +116,7 @@ def test_second_writer_is_refused_while_locked(tmp_path: Path) -> None:
 
 
 def test_unsafe_paths_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InternalError, match=r"unsafe output path '\.\./escape'"):
         write_tree(str(tmp_path / "o"), {"../escape": FileSpec(b"x")}, {})
 
 
@@ -151,8 +151,11 @@ def test_symlink_in_the_way_is_named(tmp_path: Path) -> None:
     (out / "clusters/a").rmdir()
     (out / "clusters").rmdir()
     (out / "clusters").symlink_to(elsewhere)
-    with pytest.raises(EnvironmentFailure, match="clusters is not a directory"):
+    with pytest.raises(InvalidInput) as info:  # the user's link: named, never written through
         write_tree(str(out), FILES, {})
+    problem = info.value.problems[0]
+    assert problem.file.endswith("output/clusters") and "symbolic link" in problem.message
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:

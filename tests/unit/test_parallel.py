@@ -13,7 +13,7 @@ from benchmarks.make_fleet import make_fleet
 from generator import output
 from generator.errors import EnvironmentFailure
 from generator.output import FileSpec, write_tree
-from generator.render import fleet as render
+from generator.render import tree as render
 from tests.conftest import run_cli, tree_bytes
 
 SIZE = render.PARALLEL_FROM + 101  # an odd count: the halves differ in size
@@ -37,11 +37,29 @@ def render_with(jobs: str, fleet: Path, out: Path, monkeypatch: pytest.MonkeyPat
     return tree_bytes(out)
 
 
+def record_pids(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
+    """Each process that renders a part of the secondaries or writes a share of the files
+    appends ``<what> <pid>`` to ``log`` (a file, because a forked helper shares no memory)."""
+    def recording(what: str, real: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with log.open("a") as handle:
+                handle.write(f"{what} {os.getpid()}\n")
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(render, "_render_part", recording("render", render._render_part))
+    monkeypatch.setattr(output, "_write_files", recording("write", output._write_files))
+
+
 def test_two_processes_write_the_same_bytes_as_one(big_fleet: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     one = render_with("1", big_fleet, tmp_path / "one", monkeypatch)
+    log = tmp_path / "pids.log"
+    record_pids(monkeypatch, log)
     two = render_with("2", big_fleet, tmp_path / "two", monkeypatch)
-    assert len(one) > output.PARALLEL_WRITES  # both helpers really ran
+    helpers = [line.split() for line in log.read_text().splitlines()]
+    parent = str(os.getpid())
+    assert sorted(what for what, pid in helpers if pid != parent) == ["render", "write"]
     assert one == two
     modes = {p.relative_to(tmp_path / "two"): p.stat().st_mode
              for p in (tmp_path / "two").rglob("*")}

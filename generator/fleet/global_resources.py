@@ -172,7 +172,7 @@ def global_objects(doc: LoadedDocument) -> Iterator[Problem]:
                     if problem:
                         yield doc.problem((*path, "metadata", field, str(key)),
                                           problem.replace("label key", f"{field[:-1]} key"),
-                                          key=True, rule="schema")
+                                          key=True, rule="labels")
             as_k10 = {"apiVersion": CONFIG_API, "kind": kind,
                       **{k: v for k, v in item.items() if k != "credentials"}}
             if isinstance(as_k10.get("metadata"), dict):
@@ -290,46 +290,70 @@ def _profiles_used_by(policy: dict[str, Any]) -> set[str]:
     return names
 
 
-def distributions(doc: LoadedDocument) -> Iterator[Problem]:
-    """Each distribution sends known resources to at least one fleet cluster."""
-    known = fleet_clusters(doc)
-    defined: dict[str, dict[str, dict[str, Any]]] = {"Policy": {}, "Profile": {}}
+Defined = dict[str, dict[str, dict[str, Any]]]  # kind -> name -> the item as written
+
+
+def _defined_resources(doc: LoadedDocument) -> Defined:
+    defined: Defined = {"Policy": {}, "Profile": {}}
     for kind, key in (("Policy", "policies"), ("Profile", "profiles")):
         for _path, item in _list(doc, "spec", key):
             name = _get(item, "metadata", "name")
             if isinstance(name, str):
                 defined[kind].setdefault(name, item)
+    return defined
+
+
+def distributions(doc: LoadedDocument) -> Iterator[Problem]:
+    """Each distribution sends known resources to at least one fleet cluster."""
+    known = fleet_clusters(doc)
+    defined = _defined_resources(doc)
     items = list(_list(doc, "spec", "distributions"))
     yield from _unique_names(doc, iter(items), ("name",), "distribution")
     sent: set[tuple[str, str]] = set()
     for path, item in items:
         yield from _selection(doc, (*path, "clusters"), f"distribution {item.get('name')!r}",
                               known)
-        for index, resource in enumerate(_items(item.get("resources"))):
-            if not isinstance(resource, dict):
-                continue
-            ref_kind, ref_name = resource.get("kind"), resource.get("name")
-            if not isinstance(ref_kind, str) or ref_kind not in defined \
-                    or not isinstance(ref_name, str):
-                continue
-            sent.add((ref_kind, ref_name))
-            if ref_name not in defined[ref_kind]:
-                plural = "policies" if ref_kind == "Policy" else "profiles"
-                yield doc.problem((*path, "resources", index, "name"), f"no {ref_kind} named "
-                                  f"{ref_name!r} in spec.{plural}"
-                                  f"{did_you_mean(ref_name, sorted(defined[ref_kind]))}",
-                                  rule="references")
+        yield from _sent_resources(doc, path, item, defined, sent)
     for path, item in items:
-        included = {(str(r.get("kind")), str(r.get("name")))
-                    for r in _items(item.get("resources")) if isinstance(r, dict)}
-        for kind, name in sorted(included):
-            if kind != "Policy" or name not in defined["Policy"]:
-                continue
-            for profile in sorted(_profiles_used_by(defined["Policy"][name])):
-                if profile in defined["Profile"] and ("Profile", profile) not in included:
-                    yield doc.problem((*path, "resources"), f"Policy {name!r} uses Profile "
-                                      f"{profile!r}, which this distribution does not send",
-                                      level="warning", rule="references")
+        yield from _profiles_left_behind(doc, path, item, defined)
+    yield from _undistributed(doc, sent)
+
+
+def _sent_resources(doc: LoadedDocument, path: JsonPath, item: dict[str, Any],
+                    defined: Defined, sent: set[tuple[str, str]]) -> Iterator[Problem]:
+    """Every resource a distribution sends is defined; ``sent`` collects them."""
+    for index, resource in enumerate(_items(item.get("resources"))):
+        if not isinstance(resource, dict):
+            continue
+        ref_kind, ref_name = resource.get("kind"), resource.get("name")
+        if not isinstance(ref_kind, str) or ref_kind not in defined \
+                or not isinstance(ref_name, str):
+            continue
+        sent.add((ref_kind, ref_name))
+        if ref_name not in defined[ref_kind]:
+            plural = "policies" if ref_kind == "Policy" else "profiles"
+            yield doc.problem((*path, "resources", index, "name"), f"no {ref_kind} named "
+                              f"{ref_name!r} in spec.{plural}"
+                              f"{did_you_mean(ref_name, sorted(defined[ref_kind]))}",
+                              rule="references")
+
+
+def _profiles_left_behind(doc: LoadedDocument, path: JsonPath, item: dict[str, Any],
+                          defined: Defined) -> Iterator[Problem]:
+    """A distributed Policy's Profiles travel with it."""
+    included = {(str(r.get("kind")), str(r.get("name")))
+                for r in _items(item.get("resources")) if isinstance(r, dict)}
+    for kind, name in sorted(included):
+        if kind != "Policy" or name not in defined["Policy"]:
+            continue
+        for profile in sorted(_profiles_used_by(defined["Policy"][name])):
+            if profile in defined["Profile"] and ("Profile", profile) not in included:
+                yield doc.problem((*path, "resources"), f"Policy {name!r} uses Profile "
+                                  f"{profile!r}, which this distribution does not send",
+                                  level="warning", rule="references")
+
+
+def _undistributed(doc: LoadedDocument, sent: set[tuple[str, str]]) -> Iterator[Problem]:
     for kind, key in (("Policy", "policies"), ("Profile", "profiles")):
         for path, item in _list(doc, "spec", key):
             name = _get(item, "metadata", "name")

@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from generator.engines.registry import engine_of
 from generator.fleet.model import (
     CONFIG_API,
     MC_NAMESPACE,
@@ -17,7 +18,8 @@ from generator.fleet.model import (
     vault_mount_and_path,
     with_credential_secret,
 )
-from generator.render.fleet import RenderedTree, engine_annotations, eso_remote_data
+from generator.render.eso import credential_external_secret_spec
+from generator.render.layout import RenderedTree
 from generator.render.templates import object_meta, render_template
 
 DIST_API = "dist.kio.kasten.io/v1alpha1"
@@ -65,14 +67,6 @@ def sources_digest(fleet: Fleet, resources: tuple[tuple[str, str], ...],
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def k10_annotations(fleet: Fleet, wave: str = "1") -> dict[str, str]:
-    """K10 registers its CRDs when it starts, after Argo CD's dry run of a first sync."""
-    if fleet.gitops.engine != "argocd":
-        return {}
-    return {"argocd.argoproj.io/sync-wave": wave,
-            "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"}
-
-
 def _metadata(fleet: Fleet, name: str, labels: Mapping[str, str],
               annotations: Mapping[str, str]) -> dict[str, Any]:
     meta = object_meta(fleet.name, name, MC_NAMESPACE, annotations)
@@ -82,63 +76,85 @@ def _metadata(fleet: Fleet, name: str, labels: Mapping[str, str],
     return meta
 
 
+Files = list[tuple[str, str]]  # (file name in the primary's folder, text)
+
+
 def render_central(fleet: Fleet, tree: RenderedTree, base: str, ctx: dict[str, Any],
                    fingerprints: Mapping[str, str]) -> list[str]:
     """Add the primary's central objects under ``base``; return the files for kustomize.
     ``fingerprints`` maps the primary's injected files to what inject recorded for them."""
-    files: list[str] = []
-
-    def add(file: str, text: str) -> None:
-        files.append(file)
+    files = [*_grants(fleet, ctx), *_policies_and_profiles(fleet, ctx),
+             *_credentials(fleet, ctx), *_distributions(fleet, ctx, fingerprints)]
+    for file, text in files:
         tree.add(f"{base}/{file}", text)
+    return [file for file, _ in files]
 
-    for grant in fleet.access:
-        add(f"k10clusterrolebinding-{grant.name}.yaml", render_template(
-            "primary/global-resource.yaml.j2", **ctx, api_version=AUTH_API,
-            kind="K10ClusterRoleBinding",
-            comment=[f"Grants {grant.role} on the selected clusters (the dashboard's "
-                     "Grant Permissions, declared)."],
-            metadata=_metadata(fleet, grant.name, {}, k10_annotations(fleet)),
-            spec={"clusters": [c.as_k10() for c in grant.clusters],
-                  "k10ClusterRole": grant.role,
-                  "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind,
-                                "name": name} for kind, name in grant.subjects]}))
+
+def _grants(fleet: Fleet, ctx: dict[str, Any]) -> Files:
+    k10_objects = engine_of(fleet).k10_object_annotations
+    return [(f"k10clusterrolebinding-{grant.name}.yaml", render_template(
+        "primary/global-resource.yaml.j2", **ctx, api_version=AUTH_API,
+        kind="K10ClusterRoleBinding",
+        comment=[f"Grants {grant.role} on the selected clusters (the dashboard's "
+                 "Grant Permissions, declared)."],
+        metadata=_metadata(fleet, grant.name, {}, k10_objects(wave=1)),
+        spec={"clusters": [c.as_k10() for c in grant.clusters],
+              "k10ClusterRole": grant.role,
+              "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind,
+                            "name": name} for kind, name in grant.subjects]}))
+        for grant in fleet.access]
+
+
+def _policies_and_profiles(fleet: Fleet, ctx: dict[str, Any]) -> Files:
+    k10_objects = engine_of(fleet).k10_object_annotations
+    files: Files = []
     for kind, resources in (("Policy", fleet.policies), ("Profile", fleet.profiles)):
         for resource in resources:
             comment = [f"Global {kind}: K10 uses it only where a Distribution sends it."]
             if resource.credentials is not None:
                 comment.append(f"Its credentials (Secret {resource.credentials.secret_name}) "
                                f"come from {resource.credentials.store}, never from Git.")
-            add(f"{kind.lower()}-{resource.name}.yaml", render_template(
+            files.append((f"{kind.lower()}-{resource.name}.yaml", render_template(
                 "primary/global-resource.yaml.j2", **ctx, api_version=CONFIG_API, kind=kind,
                 comment=comment,
                 metadata=_metadata(fleet, resource.name, resource.labels,
-                                   {**resource.annotations, **k10_annotations(fleet)}),
-                spec=profile_spec(resource) if kind == "Profile" else dict(resource.spec)))
+                                   {**resource.annotations, **k10_objects(wave=1)}),
+                spec=profile_spec(resource) if kind == "Profile" else dict(resource.spec))))
+    return files
+
+
+def _credentials(fleet: Fleet, ctx: dict[str, Any]) -> Files:
+    """The objects that bring profile credentials from the store at sync time (sops mode:
+    none, inject writes the encrypted Secrets)."""
     mode = fleet.tokens.mode
+    files: Files = []
     for profile in credentialed_profiles(fleet):
         if mode == "external-secrets":
-            add(credential_file(profile), render_template(
+            files.append((credential_file(profile), render_template(
                 "primary/credential-external-secret.yaml.j2", **ctx, profile=profile.name,
                 name=profile.credentials.secret_name if profile.credentials else "",
-                namespace=MC_NAMESPACE, annotations=engine_annotations(fleet, "credentials"),
-                spec=credential_external_secret_spec(fleet, profile)))
+                namespace=MC_NAMESPACE, annotations=engine_of(fleet).annotations("credentials"),
+                spec=credential_external_secret_spec(fleet, profile))))
         elif mode == "vault-plugin":
-            add(credential_file(profile), credential_secret(
-                fleet, profile, vault_plugin_values(profile), encode=False))
-    for plan in fleet.distributions:
-        add(f"distribution-{plan.name}.yaml", render_template(
-            "primary/global-resource.yaml.j2", **ctx, api_version=DIST_API, kind="Distribution",
-            comment=["Sends global resources to clusters. The digest annotation changes with",
-                     "them, so K10 re-sends them (it does so only when the Distribution changes)."],
-            metadata=_metadata(fleet, plan.name, {}, {
-                **k10_annotations(fleet, wave="2"),
-                SOURCES_DIGEST: sources_digest(fleet, plan.resources, fingerprints)}),
-            spec={"clusters": [c.as_k10() for c in plan.clusters],
-                  "sources": [{"ref": {"apiVersion": CONFIG_API, "kind": kind, "name": name,
-                                       "namespace": MC_NAMESPACE}}
-                              for kind, name in plan.resources]}))
+            files.append((credential_file(profile), credential_secret(
+                fleet, profile, vault_plugin_values(profile), encode=False)))
     return files
+
+
+def _distributions(fleet: Fleet, ctx: dict[str, Any], fingerprints: Mapping[str, str]) -> Files:
+    k10_objects = engine_of(fleet).k10_object_annotations
+    return [(f"distribution-{plan.name}.yaml", render_template(
+        "primary/global-resource.yaml.j2", **ctx, api_version=DIST_API, kind="Distribution",
+        comment=["Sends global resources to clusters. The digest annotation changes with",
+                 "them, so K10 re-sends them (it does so only when the Distribution changes)."],
+        metadata=_metadata(fleet, plan.name, {}, {
+            **k10_objects(wave=2),
+            SOURCES_DIGEST: sources_digest(fleet, plan.resources, fingerprints)}),
+        spec={"clusters": [c.as_k10() for c in plan.clusters],
+              "sources": [{"ref": {"apiVersion": CONFIG_API, "kind": kind, "name": name,
+                                   "namespace": MC_NAMESPACE}}
+                          for kind, name in plan.resources]}))
+        for plan in fleet.distributions]
 
 
 def credential_secret(fleet: Fleet, profile: GlobalResource, values: Mapping[str, str], *,
@@ -151,7 +167,7 @@ def credential_secret(fleet: Fleet, profile: GlobalResource, values: Mapping[str
         data = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     return render_template(
         "primary/credential-secret.yaml.j2", fleet=fleet, name=profile.credentials.secret_name,
-        namespace=MC_NAMESPACE, annotations=engine_annotations(fleet, "credentials"),
+        namespace=MC_NAMESPACE, annotations=engine_of(fleet).annotations("credentials"),
         secret_type=profile.credentials.format.secret_type,
         field_name="data" if encode else "stringData", data=data)
 
@@ -161,20 +177,3 @@ def vault_plugin_values(profile: GlobalResource) -> dict[str, str]:
     mount, path = vault_mount_and_path(profile.credentials.store)
     return {key: f"<path:{mount}/data/{path}#{key}>"
             for key in profile.credentials.format.required}
-
-
-def credential_external_secret_spec(fleet: Fleet, profile: GlobalResource) -> dict[str, Any]:
-    """ESO ExternalSecret for a profile's credentials: the required keys, the Secret type K10
-    expects, and every field ESO would default written out."""
-    assert profile.credentials is not None
-    _, path = vault_mount_and_path(profile.credentials.store)
-    tokens = fleet.tokens
-    return {
-        "data": eso_remote_data(path, profile.credentials.format.required),
-        "refreshInterval": tokens.eso_refresh_interval,
-        "secretStoreRef": {"kind": tokens.eso_store_kind, "name": tokens.eso_store_name},
-        "target": {"creationPolicy": "Owner", "deletionPolicy": "Retain",
-                   "name": profile.credentials.secret_name,
-                   "template": {"engineVersion": "v2", "mergePolicy": "Replace",
-                                "type": profile.credentials.format.secret_type}},
-    }

@@ -1,0 +1,53 @@
+"""The second core: how many processes a large render may use, and a forked helper."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+
+def parallel_jobs() -> int:
+    """Processes worth forking for large renders: the cores this process may use, at most
+    two (the measured gain stops there), or ``K10FLEET_JOBS`` (1 turns forking off)."""
+    try:
+        wanted = int(os.environ.get("K10FLEET_JOBS", "0"))
+    except ValueError:
+        wanted = 0
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return max(1, min(2, wanted or available))
+
+
+def in_forked_child(work: Callable[[], Any]) -> Callable[[], Any]:
+    """Start ``work`` in a forked process (on the other core) and return the call that waits
+    for it: its picklable result, or OSError carrying the helper's error message."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; coverage cannot follow a fork
+        code = 1
+        try:
+            os.close(read_end)
+            try:
+                payload, code = pickle.dumps((True, work()), pickle.HIGHEST_PROTOCOL), 0
+            except BaseException as e:  # anything at all: the parent decides what it means
+                payload = pickle.dumps((False, str(e)[:500]))
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(payload)
+        finally:
+            os._exit(code)
+    os.close(write_end)
+
+    def wait() -> Any:
+        try:
+            with os.fdopen(read_end, "rb") as pipe:
+                done, value = pickle.load(pipe)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            done, value = False, "a helper process ended without an answer"
+        _, status = os.waitpid(pid, 0)
+        if not done or os.waitstatus_to_exitcode(status) != 0:
+            raise OSError(errno.EIO, str(value))
+        return value
+
+    return wait

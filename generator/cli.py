@@ -26,9 +26,10 @@ FORMAT_OPTION = click.option(
     "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
     show_default=True, help="Report as human-readable text or as JSON on stdout.",
 )
-OUTPUT_OPTION = click.option("-o", "--output", "out_dir", default="output", show_default=True,
+OUTPUT_OPTION = click.option("-o", "--output", "out_dir", default=None,
                              type=click.Path(file_okay=False),
-                             help="Directory of the rendered tree.")
+                             help="Directory of the rendered tree  [default: gitops.path "
+                                  "(output) beside FLEET, wherever you run from]")
 FLEET_ARGUMENT = click.argument("fleet", default="fleet.yaml", metavar="[FLEET]",
                                 type=click.Path(dir_okay=False))
 
@@ -175,11 +176,12 @@ def _echo_validation(results: Sequence[Any]) -> None:
               help="Write nothing; exit 1 listing files that are missing, differ or are extra.")
 @FORMAT_OPTION
 @handle_errors
-def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
-    """Render FLEET into the GitOps tree (default ./output)."""
+def render(fleet: str, out_dir: str | None, check: bool, output_format: str) -> None:
+    """Render FLEET into the GitOps tree (default: output/ beside FLEET)."""
     from generator import pipeline
 
     outcome = pipeline.render(fleet, out_dir, check=check, progress=progress_for("writing"))
+    out_dir = outcome.out_dir
     if output_format == "json":
         report: dict[str, Any] = {"fleet": outcome.fleet_name, "output": out_dir,
                                   "warnings": [p.as_text() for p in outcome.warnings],
@@ -196,7 +198,7 @@ def render(fleet: str, out_dir: str, check: bool, output_format: str) -> None:
                           unchanged=outcome.written.unchanged)
         click.echo(json.dumps(report, indent=2))
     else:
-        _echo_render(outcome, fleet, out_dir, check)
+        _echo_render(outcome, fleet, outcome.out_dir, check)
     if outcome.failed:
         raise CheckFailed()
 
@@ -288,7 +290,7 @@ def _echo_stale(stale: Sequence[Any], fleet: str, out_dir: str, check: bool) -> 
 
 
 @main.command()
-@click.argument("directory", default="output", metavar="[DIR]",
+@click.argument("directory", default=None, required=False, metavar="[DIR]",
                 type=click.Path(file_okay=False))
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "junit"]),
               default="text", show_default=True, help="Report format on stdout.")
@@ -296,10 +298,14 @@ def _echo_stale(stale: Sequence[Any], fleet: str, out_dir: str, check: bool) -> 
 @click.option("--fleet", type=click.Path(dir_okay=False),
               help="Also verify the tree is what this fleet renders (render --check).")
 @handle_errors
-def check(directory: str, output_format: str, **params: Any) -> None:
-    """Validate a rendered tree offline, as CI would (default ./output)."""
+def check(directory: str | None, output_format: str, **params: Any) -> None:
+    """Validate a rendered tree offline, as CI would (default ./output, or the tree of
+    --fleet)."""
+    from generator import pipeline
     from generator.check.run import run_check
 
+    fleet = params.get("fleet")
+    directory = directory or (pipeline.default_output_dir(fleet) if fleet else "output")
     result = run_check(_check_options(directory, params), progress=progress_for("checking"))
     _echo_check(result, output_format)
     if result.errors:
@@ -322,15 +328,17 @@ def _echo_check(result: Any, output_format: str) -> None:
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False),
               help="Also write the check stage's report as JUnit XML to this file.")
 @handle_errors
-def ci(fleet: str, out_dir: str, junit_file: str | None, **params: Any) -> None:
+def ci(fleet: str, out_dir: str | None, junit_file: str | None, **params: Any) -> None:
     """The pull-request gate in one process: validate FLEET, render --check, check.
 
     Prints what the three commands print, in that order, and exits with the worst of
     their exit codes (3 before 1 before 0); each stage's verdict is its command's.
     """
+    from generator import pipeline
     from generator.check.gate import run_gate
     from generator.check.report import as_junit
 
+    out_dir = out_dir or pipeline.default_output_dir(fleet)
     report = run_gate(fleet, _check_options(out_dir, params))
     codes = [0 if report.validation.valid else 1]
     _echo_validation([report.validation])
@@ -396,7 +404,7 @@ def token_import(fleet: str, source: str | None, output_format: str) -> None:
               help="plain mode: folder (outside any Git work tree) for plaintext Secrets.")
 @FORMAT_OPTION
 @handle_errors
-def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None,
+def inject(fleet: str, out_dir: str | None, age: tuple[str, ...], plain_dir: str | None,
            output_format: str) -> None:
     """Fill every secondary's mc-join, and global profiles' credentials, from the stores."""
     from generator import pipeline
@@ -405,7 +413,7 @@ def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None
     if output_format == "json":
         click.echo(json.dumps({
             "plain_files": outcome.plain_files, "encryptions": outcome.encryptions,
-            "unchanged": outcome.kept,
+            "unchanged": outcome.kept, "output": outcome.out_dir or None,
             "written": outcome.written.written if outcome.written else [],
         }, indent=2))
         return
@@ -418,7 +426,7 @@ def inject(fleet: str, out_dir: str, age: tuple[str, ...], plain_dir: str | None
     written = outcome.written
     changed = len(written.written) if written else 0
     click.echo(f"secrets: {outcome.encryptions} encryption(s), {outcome.kept} unchanged; "
-               f"{changed} file(s) written into {out_dir}")
+               f"{changed} file(s) written into {outcome.out_dir}")
 
 
 def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -531,69 +539,111 @@ def schema() -> None:
     click.echo(read_text("schemas/fleet.schema.json"), nl=False)
 
 
+INIT_FLAGS = {"name": "--name", "primary": "--primary", "ingress": "--ingress",
+              "secondaries": "--secondary", "version": "--k10-version", "engine": "--engine",
+              "token_mode": "--token-mode", "store": "--store", "repo_url": "--repo-url"}
+ENGINES = ["argocd", "flux", "none"]
+
+
 @main.command()
 @click.argument("path", default="fleet.yaml", type=click.Path(dir_okay=False))
-@click.option("--name", help="Fleet name (DNS-1123 label).")
-@click.option("--primary", help="The primary cluster's name.")
-@click.option("--ingress", help="The primary's dashboard URL, e.g. https://primary.example.com/k10.")
+@click.option("--name", help="Fleet name (DNS-1123 label); default: the folder's name, "
+                             "made DNS-safe.")
+@click.option("--primary", help="The primary cluster's name (required, or asked on a "
+                                "terminal).")
+@click.option("--ingress", help="The primary's dashboard URL, e.g. "
+                                "https://primary.example.com/k10 (required, or asked).")
 @click.option("--secondary", "secondaries", multiple=True, help="A secondary's name (repeatable).")
 @click.option("--k10-version", "version", default="7.5.2", show_default=True)
-@click.option("--engine", type=click.Choice(["argocd", "flux", "none"]), default="argocd",
-              show_default=True)
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="GitOps engine that applies the tree  [default: none; asked on a terminal]")
 @click.option("--token-mode", type=click.Choice(["sops", "external-secrets", "vault-plugin",
                                                  "plain"]), default="sops", show_default=True)
 @click.option("--store", default="", help="Secret store URI (default vault://secret/k10fleet/NAME).")
-@click.option("--repo-url", default="", help="Git repository the engine follows.")
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--repo-url", default="", help="Git repository the engine follows (needed for "
+                                              "argocd and flux).")
+@click.option("--force", is_flag=True, help="Overwrite an existing fleet file.")
 @FORMAT_OPTION
 @handle_errors
 def init(path: str, name: str | None, primary: str | None, ingress: str | None,
-         secondaries: tuple[str, ...], version: str, engine: str, token_mode: str, store: str,
-         repo_url: str, force: bool, output_format: str) -> None:
-    """Create a commented fleet.yaml from flags, or by asking on a terminal."""
-    from generator.scaffold import Answers, scaffold_text, write_fleet
+         secondaries: tuple[str, ...], version: str, engine: str | None, token_mode: str,
+         store: str, repo_url: str, force: bool, output_format: str) -> None:
+    """Create a commented fleet.yaml (plus fleet.schema.json and .gitignore entries beside
+    it) from flags, or by asking on a terminal."""
+    from generator import scaffold
 
+    name = name or scaffold.default_name(path)
     if _interactive():
-        name = name or click.prompt("Fleet name", default="demo")
+        name = click.prompt("Fleet name", default=name)
         primary = primary or click.prompt("Primary cluster name", default="primary-1")
         ingress = ingress or click.prompt("Primary dashboard URL",
                                           default=f"https://{primary}.example.com/k10")
         if not secondaries:
             listed = click.prompt("Secondary cluster names (comma-separated)", default="edge-1")
             secondaries = tuple(s.strip() for s in listed.split(",") if s.strip())
+        engine = engine or click.prompt("GitOps engine", type=click.Choice(ENGINES),
+                                        default="none")
         if engine in ("argocd", "flux") and not repo_url:
             repo_url = click.prompt("Git repository URL the engine follows")
-    missing = [flag for flag, value in (("--name", name), ("--primary", primary),
-                                        ("--ingress", ingress)) if not value]
+    engine = engine or "none"
+    missing = [flag for flag, value in (("--primary", primary), ("--ingress", ingress))
+               if not value]
     if engine in ("argocd", "flux") and not repo_url:
-        missing.append("--repo-url")
+        missing.append(f"--repo-url (needed with --engine {engine})")
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or run on a terminal to be asked)")
-    assert name and primary and ingress
-    text = scaffold_text(Answers(name=name, primary=primary, ingress=ingress,
-                                 secondaries=list(secondaries), version=version, engine=engine,
-                                 token_mode=token_mode, store=store, repo_url=repo_url))
-    write_fleet(path, text, force=force)
+    assert primary and ingress
+    try:
+        text = scaffold.scaffold_text(scaffold.Answers(
+            name=name, primary=primary, ingress=ingress, secondaries=list(secondaries),
+            version=version, engine=engine, token_mode=token_mode, store=store,
+            repo_url=repo_url))
+    except scaffold.BadAnswers as e:
+        raise click.UsageError("\n".join(
+            f"invalid value for {INIT_FLAGS.get(field, 'the flags')}"
+            f"{f' {value!r}' if field else ''}: {message}"
+            for field, value, message in e.problems)) from None
+    scaffold.write_fleet(path, text, force=force)
+    schema_file = scaffold.write_schema(path)
+    gitignore, added = scaffold.update_gitignore(path)
     if output_format == "json":
-        click.echo(json.dumps({"created": path}))
+        click.echo(json.dumps({"created": os.path.abspath(path), "schema": schema_file,
+                               "gitignore": gitignore, "gitignore_added": added}))
     else:
-        click.echo(f"created {path}; next: k10fleet validate {path} && k10fleet render {path}")
+        click.echo(f"created {os.path.abspath(path)} and {schema_file}"
+                   + (f"; added {', '.join(added)} to {gitignore}" if added else ""))
+        click.echo(f"next: k10fleet validate {path} && k10fleet render {path}")
 
 
 @main.command()
 @fleet_and_tree
 @click.option("--color/--no-color", default=None,
               help="Colour the diff (default: on a terminal, unless NO_COLOR is set).")
-@FORMAT_OPTION
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]),
+              default="text", show_default=True,
+              help="A unified diff, JSON, or a Markdown summary for a pull request.")
 @handle_errors
-def diff(fleet: str, out_dir: str, color: bool | None, output_format: str) -> None:
-    """Show, as a unified diff, what render would change; exit 1 when it would change anything."""
+def diff(fleet: str, out_dir: str | None, color: bool | None, output_format: str) -> None:
+    """Show what render would change in the tree; exit 1 when it would change anything.
+
+    --format markdown summarises the change for a pull request (and exits 0: it is a
+    report; render --check is the gate): clusters joining and leaving (with their
+    disconnect commands), K10 versions, Helm values per cluster, token objects touched
+    and the Secrets that need inject. Give a base branch's tree with -o to compare
+    against it.
+    """
     from generator import pipeline
 
-    _, changes = pipeline.diff(fleet, out_dir)
+    result = pipeline.diff(fleet, out_dir)
+    changes = result.changes
     if output_format == "json":
         click.echo(json.dumps([{"path": c.path, "status": c.status, "diff": c.diff}
                                for c in changes], indent=2))
+    elif output_format == "markdown":  # a report for a PR, not a gate: exit 0 either way
+        from generator import summary
+
+        click.echo(summary.as_markdown(summary.build_summary(result), fleet), nl=False)
+        return
     else:
         if color is None:
             color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -611,6 +661,6 @@ def diff(fleet: str, out_dir: str, color: bool | None, output_format: str) -> No
                 click.echo(click.style(line, **style) if color and style else line,
                            color=color)
         if not changes:
-            click.echo(f"{out_dir} is up to date with {fleet}")
+            click.echo(f"{result.out_dir} is up to date with {fleet}")
     if changes:
         raise click.exceptions.Exit(1)

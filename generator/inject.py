@@ -66,6 +66,7 @@ class InjectOutcome:
     plain_files: list[str] = field(default_factory=list)
     encryptions: int = 0
     kept: int = 0
+    out_dir: str = ""  # the tree written (absolute)
 
 
 def join_targets(fleet: Fleet) -> list[Cluster]:

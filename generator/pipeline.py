@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from generator import lifecycle
-from generator.errors import InvalidInput, UsageFailure
+from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
 from generator.fleet.model import Fleet
 from generator.fleet.validate import ValidationResult, load_fleet
@@ -58,6 +59,75 @@ class RenderOutcome:
     def failed(self) -> bool:
         """``--check``: the tree drifted, or holds Secrets made from outdated inputs."""
         return self.drift is not None and (not self.drift.clean or bool(self.stale))
+
+
+def fleet_output_dir(fleet_path: str, fleet: Fleet) -> str:
+    """Where the tree goes unless ``-o`` says otherwise: ``<fleet's folder>/<gitops.path>``
+    (absolute), wherever the command runs from."""
+    return os.path.join(os.path.dirname(os.path.abspath(fleet_path)), fleet.gitops.path)
+
+
+_GITOPS_KEY = re.compile(r"^( +)gitops: *(#.*)?$")
+_PLAIN_KEY = re.compile(r"^ *([A-Za-z]+):(?: +(.*))?$")
+_PLAIN_PATH = re.compile(r"^([A-Za-z0-9._/-]+) *(#.*)?$")
+_UNSURE = re.compile(r"[&*<{}\[\]\"'!|>]")  # anchors, aliases, merges, flow or quoted text
+
+
+def _gitops_path_hint(text: str) -> str | None:
+    """``gitops.path`` of a block-style fleet read without parsing it (for the unchanged
+    re-render, which never parses), or None when the text is anything less plain."""
+    lines = text.split("\n")
+    heads = [i for i, line in enumerate(lines) if line.lstrip().startswith("gitops")]
+    if not heads and "gitops" not in text.replace("gitops.", "").replace("gitops-", ""):
+        return "output"
+    match = _GITOPS_KEY.match(lines[heads[0]]) if len(heads) == 1 else None
+    if match is None:
+        return None
+    indent = len(match.group(1))
+    parents = [line for line in lines[:heads[0]] if line.strip()
+               and not line.lstrip().startswith("#") and len(line) - len(line.lstrip()) < indent]
+    if not parents or parents[-1].rstrip() != "spec:":
+        return None
+    found, child = "output", -1
+    for line in lines[heads[0] + 1:]:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        depth = len(line) - len(line.lstrip())
+        if depth <= indent:
+            break
+        key = _PLAIN_KEY.match(line)
+        if child not in (-1, depth) or key is None or _UNSURE.search(line.split("#")[0]):
+            return None
+        child = depth
+        if key.group(1) == "path":
+            value = _PLAIN_PATH.match(key.group(2) or "")
+            if value is None:
+                return None
+            found = value.group(1)
+    return found.strip("/") or "."
+
+
+def guessed_output_dir(fleet_path: str) -> str | None:
+    """:func:`fleet_output_dir` without loading the fleet, when its text is plain enough."""
+    try:
+        with open(fleet_path, encoding="utf-8") as handle:
+            hint = _gitops_path_hint(handle.read())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None if hint is None else os.path.join(
+        os.path.dirname(os.path.abspath(fleet_path)), hint)
+
+
+def default_output_dir(fleet_path: str) -> str:
+    """:func:`fleet_output_dir`, loading the fleet only when its text is not plain enough;
+    for a fleet that does not load, ``output`` beside it (the caller reports the fleet)."""
+    guess = guessed_output_dir(fleet_path)
+    if guess is not None:
+        return guess
+    try:
+        return fleet_output_dir(fleet_path, load_fleet(fleet_path)[0])
+    except InvalidInput:
+        return os.path.join(os.path.dirname(os.path.abspath(fleet_path)), "output")
 
 
 def guard_output_dir(out_dir: str, fleet_path: str) -> None:
@@ -147,7 +217,15 @@ def manifest_meta(fleet: Fleet, clusters: dict[str, dict[str, str]]) -> dict[str
             "joinTokenSecret": fleet.tokens.join_token_secret}
 
 
-def render(fleet_path: str, out_dir: str, *, check: bool = False,
+def _make_parent(out_dir: str) -> None:
+    """A nested gitops.path (deploy/tree) gets its parent folders, for the tree's lock."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot create the folder of {out_dir}: {e.strerror}") from e
+
+
+def render(fleet_path: str, out_dir: str | None, *, check: bool = False,
            limits: LoadLimits | None = None,
            progress: Callable[[int, int], None] | None = None,
            loaded: ValidationResult | None = None) -> RenderOutcome:
@@ -155,11 +233,13 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
 
     Every run loads, validates, renders and reports in full; only the writer's reading of
     files it already knows to be unchanged is skipped (see ``generator.statcache``).
+    Without ``out_dir`` the tree is the fleet's own (:func:`fleet_output_dir`).
     ``loaded``: the fleet already validated (by ``k10fleet ci``), not read again."""
     if loaded is not None and loaded.fleet is None:
         raise InvalidInput(loaded.problems)
     fleet, warnings = (loaded.fleet, loaded.problems) if loaded is not None and loaded.fleet \
         else load_fleet(fleet_path, limits)
+    out_dir = out_dir or fleet_output_dir(fleet_path, fleet)
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
     problems = lifecycle.new_join_problems(fleet, old, fleet_path)
@@ -168,7 +248,7 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
     files, clusters = desired_files(fleet, out_dir, old)
     meta = manifest_meta(fleet, clusters)
     found = lifecycle.notices(fleet, old, fleet_path, out_dir)
-    outcome = RenderOutcome(fleet.name, out_dir, warnings, notices=found,
+    outcome = RenderOutcome(fleet.name, os.path.abspath(out_dir), warnings, notices=found,
                             disconnect=lifecycle.disconnect_commands(found),
                             stale=lifecycle.stale_secrets(fleet, out_dir, old))
     if fleet.tokens.mode == "sops":
@@ -178,6 +258,7 @@ def render(fleet_path: str, out_dir: str, *, check: bool = False,
         unequal = {*outcome.drift.missing, *outcome.drift.differing}
         outcome.same = {p: s.content for p, s in files.items() if p not in unequal}
     else:
+        _make_parent(out_dir)
         outcome.written = write_tree(out_dir, files, meta, progress)
     return outcome
 
@@ -199,11 +280,22 @@ class FileDiff:
     diff: str
 
 
-def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
+@dataclass
+class DiffResult:
+    fleet: Fleet
+    fleet_path: str
+    out_dir: str  # absolute
+    changes: list[FileDiff]
+    files: dict[str, FileSpec]  # the tree render would write
+    old: Manifest  # what the tree on disk holds
+
+
+def diff(fleet_path: str, out_dir: str | None) -> DiffResult:
     """Unified diffs of what ``render`` would change (the human form of ``render --check``)."""
     import difflib
 
     fleet, _ = load_fleet(fleet_path)
+    out_dir = out_dir or fleet_output_dir(fleet_path, fleet)
     guard_output_dir(out_dir, fleet_path)
     old = read_manifest(out_dir)
     files, clusters = desired_files(fleet, out_dir, old)
@@ -225,10 +317,10 @@ def diff(fleet_path: str, out_dir: str) -> tuple[Fleet, list[FileDiff]]:
         note = _not_a_file_note(out_dir, rel) if status != "missing" else ""
         result.append(FileDiff(rel, status, note + ("".join(lines) or
                                                     f"(mode of {rel} differs)\n")))
-    return fleet, result
+    return DiffResult(fleet, fleet_path, os.path.abspath(out_dir), result, files, old)
 
 
-def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),
+def inject(fleet_path: str, out_dir: str | None, *, age: Sequence[str] = (),
            plain_dir: str | None = None) -> InjectOutcome:
     """Fill every secondary's mc-join (and credentialed profiles' Secrets) from the stores:
     SOPS files written into the tree with the rendered files, or plain files outside Git."""
@@ -241,13 +333,14 @@ def inject(fleet_path: str, out_dir: str, *, age: Sequence[str] = (),
         return _inject_plain(fleet, plain_dir)
     if plain_dir:
         raise UsageFailure("--plain-dir is for tokens.mode plain; this fleet uses sops")
+    out_dir = out_dir or fleet_output_dir(fleet_path, fleet)
     guard_output_dir(out_dir, fleet_path)
     for rel in injected_paths(fleet):  # configuration problems before the stores
         sops.age_recipients(out_dir, age, rel)
     old = read_manifest(out_dir)
     joined = read_token(fleet, join_targets(fleet))  # all reads before any write
     credentials = read_profile_credentials(fleet)
-    outcome = InjectOutcome(fleet)
+    outcome = InjectOutcome(fleet, out_dir=os.path.abspath(out_dir))
     injected = sops_files(out_dir, old, secret_plaintexts(fleet, joined, credentials), age,
                           outcome)
     records = lifecycle.inject_records(fleet, list(injected),

@@ -20,9 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _shared_dir() -> Path:
-    """The team's reference data (../shared); K10FLEET_SHARED overrides the location."""
+    """The reference data (chart and CRD schemas) in ../shared beside the checkout;
+    K10FLEET_SHARED overrides the location. No fixed path of one machine."""
     candidates: list[str | Path] = [os.environ.get("K10FLEET_SHARED", ""),
-                                    REPO.parent / "shared", "/work/shared"]
+                                    REPO.parent / "shared"]
     for candidate in candidates:
         if candidate and Path(candidate, "k10-chart").is_dir():
             return Path(candidate)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -314,6 +314,69 @@ def load_yaml_bytes(raw: bytes, file: str, limits: LoadLimits | None = None) -> 
     return _load_marked(raw, file, limits)
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _content_lines(lines: list[str], before: int) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the non-blank, non-comment lines above line ``before``."""
+    for number in range(before - 1, 0, -1):
+        text = lines[number - 1]
+        if text.strip() and not text.lstrip().startswith("#"):
+            yield number, text
+
+
+def _open_columns(lines: list[str], line: int) -> list[tuple[int, int]]:
+    """(indent, first line) of the blocks still open above ``line``, innermost first; a
+    list item ``- key: v`` right above also opens its key's column."""
+    found: list[tuple[int, int]] = []
+    for number, text in _content_lines(lines, line):
+        depth = _indent(text)
+        stripped = text.lstrip(" ")
+        if not found and stripped.startswith("- "):
+            found.append((depth + 2 + _indent(stripped[2:]), number))
+        if found and depth > found[-1][0]:
+            continue
+        if found and depth == found[-1][0]:
+            found[-1] = (depth, number)  # walking up: the block starts earlier
+        else:
+            found.append((depth, number))
+    return found
+
+
+def _indentation_problem(text: str, line: int, message: str) -> tuple[int, int, str] | None:
+    """The parser's words for misplaced indentation ("did not find expected key", "mapping
+    values are not allowed here"), said plainly, naming the lines involved."""
+    lines = text.split("\n")
+    if not 0 < line <= len(lines) or not lines[line - 1].strip() or "\t" in text:
+        return None  # tabs get their own message
+    depth = _indent(lines[line - 1])
+    previous = next(_content_lines(lines, line), None)
+    if "mapping values are not allowed" in message and previous is not None:
+        above, above_text = previous
+        if depth > _indent(above_text) and ":" in above_text:
+            return line, depth + 1, (
+                f"wrong indentation: line {line} is indented {depth} spaces, deeper than "
+                f"line {above} ({_indent(above_text)} spaces), so YAML reads it as more of "
+                f"line {above}'s value; indent it {_indent(above_text)} spaces like line "
+                f"{above}, or put it under a key that ends with ':'")
+    if not any(words in message for words in ("expected key", "expected <block end>",
+                                              "expected '-'")):
+        return None
+    columns = _open_columns(lines, line)
+    inner = [(indent, number) for indent, number in columns if indent > depth]
+    outer = [(indent, number) for indent, number in columns if indent < depth]
+    if not inner or not outer:
+        return None
+    (deep, deep_line), (shallow, shallow_line) = inner[-1], outer[0]
+    return line, depth + 1, (
+        f"wrong indentation: line {line} is indented {depth} spaces, but the block above it "
+        f"(from line {deep_line}) is indented {deep} and the one around that (from line "
+        f"{shallow_line}) {shallow}; keys of one mapping, and items of one list, start in the "
+        f"same column: indent line {line} like one of them, or fix the indentation from "
+        f"line {deep_line} on")
+
+
 _EMPTY = "file is empty; expected a Fleet document (apiVersion: k10fleet/v1alpha1)"
 
 
@@ -377,6 +440,9 @@ def _marked_error(e: yaml.MarkedYAMLError, file: str, text: str) -> Problem:
     mark = e.problem_mark or e.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     message = str(e.problem or "invalid YAML")
+    plain = _indentation_problem(text, line, message)
+    if plain is not None:
+        return Problem(file, plain[0], plain[1], "", plain[2], rule="yaml")
     if "tab" in message or ("cannot start any token" in message and _tab_at(text, mark)):
         message = "tab character where YAML expects indentation or a value; use spaces"
     elif "but found another document" in message or "expected a single document" in str(

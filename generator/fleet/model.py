@@ -138,6 +138,7 @@ class Tokens:
     eso_store_name: str = "k10fleet"
     eso_store_kind: str = "ClusterSecretStore"
     eso_refresh_interval: str = "1h0m0s"
+    eso_vault: Mapping[str, Any] | None = field(default=None, hash=False)  # opt-in store
 
     @property
     def vault_mount_and_path(self) -> tuple[str, str]:

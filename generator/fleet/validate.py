@@ -193,6 +193,7 @@ def build_fleet(data: dict[str, Any], source: str) -> Fleet:
             eso_store_name=eso.get("storeName", "k10fleet"),
             eso_store_kind=eso.get("storeKind", "ClusterSecretStore"),
             eso_refresh_interval=eso.get("refreshInterval", "1h0m0s"),
+            eso_vault=eso.get("vault"),
         ),
         gitops=GitOps(
             engine=engine,

@@ -16,6 +16,7 @@ MC_JOIN_SOPS_FILE = "mc-join.sops.yaml"
 MC_JOIN_FILE = "mc-join.yaml"
 PUSH_SECRET_FILE = "join-token-push-secret.yaml"
 EXTERNAL_SECRET_FILE = "mc-join-external-secret.yaml"
+SECRET_STORE_FILE = "secret-store.yaml"
 
 
 @dataclass(frozen=True)

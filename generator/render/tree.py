@@ -30,6 +30,7 @@ from generator.render.layout import (
     MC_JOIN_FILE,
     PUSH_SECRET_FILE,
     SCRIPT_PATH,
+    SECRET_STORE_FILE,
     RenderedFile,
     RenderedTree,
     cluster_dir,
@@ -117,6 +118,7 @@ def _render_primary(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any],
             "primary/join-token-secret.yaml.j2", **ctx, name=fleet.tokens.join_token_secret,
             namespace=MC_NAMESPACE, annotations=engine_of(fleet).annotations("join-token")))
     if fleet.tokens.mode == "external-secrets" and not primary.tool_only:
+        _secret_store(fleet, tree, ctx, base, MC_NAMESPACE, resources)
         resources.append(PUSH_SECRET_FILE)
         tree.add(f"{base}/{PUSH_SECRET_FILE}", render_template(
             "primary/push-secret.yaml.j2", **ctx, namespace=MC_NAMESPACE,
@@ -155,6 +157,7 @@ def _render_secondary(fleet: Fleet, secondary: Cluster, tree: RenderedTree,
             data=join_config_data(fleet, secondary)))
         mode = fleet.tokens.mode
         if mode == "external-secrets":
+            _secret_store(fleet, tree, ctx, base, secondary.kasten.namespace, resources)
             resources.append(EXTERNAL_SECRET_FILE)
             tree.add(f"{base}/{EXTERNAL_SECRET_FILE}", render_template(
                 "secondary/external-secret.yaml.j2", **ctx, cluster=secondary,
@@ -322,3 +325,27 @@ def render_fleet(fleet: Fleet, injected: Mapping[str, Sequence[str]] | None = No
         tree.add(SCRIPT_PATH, render_template("bootstrap/k10multicluster.sh.j2", **ctx,
                                               commands=commands), mode=0o755)
     return tree
+
+
+def secret_store_spec(fleet: Fleet) -> dict[str, Any]:
+    """ESO store for the KV v2 mount of ``tokens.store`` (``tokens.externalSecrets.vault``)."""
+    vault = fleet.tokens.eso_vault or {}
+    mount, _ = fleet.tokens.vault_mount_and_path
+    provider: dict[str, Any] = {"server": vault.get("server"), "path": mount, "version": "v2"}
+    provider.update({key: vault[key] for key in ("namespace", "caBundle") if key in vault})
+    provider["auth"] = vault.get("auth")
+    return {"provider": {"vault": provider}}
+
+
+def _secret_store(fleet: Fleet, tree: RenderedTree, ctx: dict[str, Any], base: str,
+                  namespace: str, resources: list[str]) -> None:
+    """The opt-in ESO store, first in the cluster's resources (a SecretStore lives where
+    the objects using it do; a ClusterSecretStore has no namespace)."""
+    tokens = fleet.tokens
+    if tokens.eso_vault is None:
+        return
+    resources.append(SECRET_STORE_FILE)
+    tree.add(f"{base}/{SECRET_STORE_FILE}", render_template(
+        "secret-store.yaml.j2", **ctx, kind=tokens.eso_store_kind, name=tokens.eso_store_name,
+        namespace=namespace if tokens.eso_store_kind == "SecretStore" else None,
+        annotations=engine_of(fleet).annotations("push-secret"), spec=secret_store_spec(fleet)))

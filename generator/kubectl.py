@@ -207,11 +207,20 @@ def read_saved(path: str, stdin: IO[bytes] | None, limit: int) -> str:
                            "YAML)") from None
 
 
+def shown_path(path: str) -> str:
+    """``path`` as an error may show it: a value that is no file name (say the Secret's JSON
+    passed where its file belongs) could hold a token, so it is never echoed."""
+    if len(path) > 255 or any(c in path for c in "{}\n\r\"'") or not path.isprintable():
+        return "(the value given is not a file name and is not shown; pass a file, or - for " \
+            "stdin)"
+    return path
+
+
 def _read_regular(path: str, limit: int) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise UsageFailure(f"--from: cannot read {path}: {e.strerror}") from None
+        raise UsageFailure(f"--from: cannot read {shown_path(path)}: {e.strerror}") from None
     with os.fdopen(fd, "rb") as handle:
         if not _is_regular(handle.fileno()):
             raise UsageFailure(f"--from {path} is not a regular file (a FIFO, device or "
@@ -219,7 +228,7 @@ def _read_regular(path: str, limit: int) -> bytes | None:
         try:
             return read_bounded(handle, limit)
         except OSError as e:
-            raise UsageFailure(f"--from: cannot read {path}: {e.strerror}") from None
+            raise UsageFailure(f"--from: cannot read {shown_path(path)}: {e.strerror}") from None
 
 
 def _is_regular(fd: int) -> bool:

@@ -489,3 +489,19 @@ def test_status_asks_many_hanging_secondaries_at_once(tmp_path: Path, blackhole:
     assert done.returncode == 3, done.stderr
     assert done.stderr.count("(--context edge-1)") == 8
     assert took < 4 * 8 / 2  # eight sequential timeouts would take 32 s or more
+
+
+@pytest.mark.parametrize("command", ["token", "status"])
+def test_secret_text_given_as_from_path_is_never_echoed(
+        file_store_fleet: tuple[Path, Path], command: str) -> None:
+    """`--from "$(kubectl get secret ... -o json)"`: the value is the Secret, not a path."""
+    fleet, store = file_store_fleet
+    token = "eyJ" + "Q" * 300
+    text = json.dumps({"apiVersion": "v1", "kind": "Secret",
+                       "metadata": {"name": "join-token-secret"},
+                       "type": "dist.kio.kasten.io/join-token", "data": {"token": b64(token)}})
+    result = run_cli(*args_for(command, fleet, text))
+    assert result.exit_code == 2, result.output
+    assert b64(token)[:24] not in result.output and token[:24] not in result.output
+    assert "not a file name" in result.output
+    assert not store.exists()

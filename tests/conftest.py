@@ -19,11 +19,28 @@ from generator.tools import find_tool
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _origin_checkout() -> Path | None:
+    """The checkout this one was cloned from, when that is a local folder (a CI job's fresh
+    clone of the developer's repository): its ../shared is the same reference data."""
+    import subprocess
+
+    try:
+        url = subprocess.run(["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
+                             capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = Path(url.strip().removeprefix("file://"))
+    return path.resolve() if url.strip() and path.is_absolute() and path.is_dir() else None
+
+
 def _shared_dir() -> Path:
-    """The reference data (chart and CRD schemas) in ../shared beside the checkout;
-    K10FLEET_SHARED overrides the location. No fixed path of one machine."""
+    """The reference data (chart and CRD schemas) in ../shared beside the checkout (or beside
+    the local checkout it was cloned from); K10FLEET_SHARED overrides the location. No fixed
+    path of one machine."""
+    origin = _origin_checkout()
     candidates: list[str | Path] = [os.environ.get("K10FLEET_SHARED", ""),
-                                    REPO.parent / "shared"]
+                                    REPO.parent / "shared",
+                                    origin.parent / "shared" if origin else ""]
     for candidate in candidates:
         if candidate and Path(candidate, "k10-chart").is_dir():
             return Path(candidate)

@@ -191,7 +191,7 @@ def test_init_with_only_the_cluster_flags(tmp_path: Path) -> None:
     (["--secondary", "Edge_1"], "--secondary 'Edge_1'"),
     (["--secondary", "hq"], "--secondary 'hq'"),
     (["--name", "Bad Name"], "--name 'Bad Name'"),
-    (["--k10-version", "6.0.0"], "--k10-version '6.0.0'"),
+    (["--k10-version", "5.5.0"], "--k10-version '5.5.0'"),
     (["--engine", "flux", "--repo-url", "edge-2"], "--repo-url 'edge-2'"),
 ])
 def test_init_names_the_flag_of_a_bad_value(tmp_path: Path, flags: list[str],

@@ -181,7 +181,8 @@ def test_concurrent_runs_do_not_corrupt(tmp_path: Path) -> None:
     runs = [subprocess.Popen([sys.executable, "-m", "generator", "render", str(fleet_b), "-o",
                               str(out)], env=ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    results = [(p.wait(), p.stderr.read() if p.stderr else "") for p in runs]
+    # communicate, not wait: a run whose output fills the pipe would block forever
+    results = [(p.returncode, err) for p in runs for _, err in [p.communicate(timeout=300)]]
     codes = sorted(code for code, _ in results)
     assert codes[0] == 0 and set(codes) <= {0, 3}, results
     for code, stderr in results:

@@ -361,7 +361,10 @@ def test_user_bootstrap_script_is_not_overwritten(tmp_path: Path) -> None:
     assert not script.exists()
     script.parent.mkdir(exist_ok=True)
     script.write_text("#!/bin/sh\necho my own bootstrap\n")
-    dump(fleet, example_fleet())  # lab-1 joins with k10multicluster: render wants the script
+    with_script = example_fleet()
+    lab = next(s for s in with_script["spec"]["secondaries"] if s["name"] == "lab-1")
+    lab["joinWith"] = "k10multicluster"  # render now wants the script
+    dump(fleet, with_script)
     result = run_cli("render", fleet, "-o", out)
     assert result.exit_code == 1 and f"{script}:1:1" in result.output, result.output
     assert script.read_text() == "#!/bin/sh\necho my own bootstrap\n"

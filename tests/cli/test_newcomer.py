@@ -103,7 +103,8 @@ def test_markdown_summary_of_a_fleet_change(write_fleet: WriteFleet, tmp_path: P
                         "### Secrets that need `k10fleet inject`"]
     joining = text.split("### Clusters joining")[1].split("###")[0]
     assert "`edge-9`" in joining and "edge-1" not in joining
-    assert "kubectl delete cluster edge-2 -n kasten-io-mc --context primary-1" in text
+    assert ("kubectl delete clusters.dist.kio.kasten.io edge-2 -n kasten-io-mc "
+            "--context primary-1") in text
     assert "| `edge-1` | 7.5.2 | 7.5.3 |" in text
     assert "+logLevel: debug" in text and "<code>primary-1</code>" in text
     assert "`clusters/edge-9/mc-join.sops.yaml`" in text

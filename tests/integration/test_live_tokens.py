@@ -57,6 +57,8 @@ def live_fleet(clusters: Clusters, store: Path, kubeconfig: Path | None = None) 
     for secondary in spec["secondaries"]:
         if secondary["name"] in ("edge-1", "edge-2"):
             secondary.update(kubeContext=secondary["name"], kubeconfig=config)
+        else:  # lab-1 joined with the k10multicluster tool: seen through the primary
+            secondary["joinWith"] = "k10multicluster"
     spec["tokens"]["store"] = f"file://{store}"
     return data
 

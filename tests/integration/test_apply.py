@@ -103,7 +103,7 @@ def test_bootstrap_fleet_applies(engine: str, version: str, tmp_path: Path,
     assert bootstrap is not None
     assert "primary-1" in yaml.safe_dump(bootstrap["spec"])
     config = clusters["secondary"].read("v1", "ConfigMap", "mc-join-config", "kasten-io")
-    rendered = yaml.safe_load((tree / "clusters/edge-2/mc-join-config.yaml").read_text())
+    rendered = yaml.safe_load((tree / "clusters/lab-1/mc-join-config.yaml").read_text())
     assert config is not None and config["data"] == rendered["data"]  # the last secondary
     edge_1 = (tree / "clusters/edge-1/mc-join-config.yaml").read_text()
     assert "cluster-name" in edge_1 and "cluster-ingress" not in edge_1  # 6.5.0-6.5.13 keys

@@ -301,11 +301,14 @@ def _echo_stale(stale: Sequence[Any], fleet: str, out_dir: str, check: bool) -> 
 def check(directory: str | None, output_format: str, **params: Any) -> None:
     """Validate a rendered tree offline, as CI would (default ./output, or the tree of
     --fleet)."""
-    from generator import pipeline
     from generator.check.run import run_check
 
     fleet = params.get("fleet")
-    directory = directory or (pipeline.default_output_dir(fleet) if fleet else "output")
+    if directory is None and fleet:
+        from generator import pipeline  # only then: a plain check loads no renderer
+
+        directory = pipeline.default_output_dir(fleet)
+    directory = directory or "output"
     result = run_check(_check_options(directory, params), progress=progress_for("checking"))
     _echo_check(result, output_format)
     if result.errors:

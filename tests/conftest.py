@@ -75,6 +75,25 @@ def run_cli(*args: str | os.PathLike[str]) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
+def render_data(data: dict[str, Any], tmp_path: Path, name: str = "out") -> Path:
+    """Render a fleet given as data into tmp_path/NAME (the render must succeed)."""
+    fleet = tmp_path / f"{name}.fleet.yaml"
+    fleet.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / name
+    result = run_cli("render", fleet, "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture
+def tree(tmp_path: Path, write_fleet: Callable[..., Path]) -> Path:
+    """The example fleet, written to tmp_path/fleet.yaml, rendered into tmp_path/out."""
+    out = tmp_path / "out"
+    result = run_cli("render", write_fleet(example_fleet()), "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
 @contextmanager
 def counting_renders() -> Iterator[list[str]]:
     """Record each real render of a tree (a call of the function ``render``, ``diff`` and

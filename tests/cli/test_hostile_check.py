@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from generator.check import run as check_run
 from generator.check.documents import read_files
 from generator.check.run import CheckOptions, run_check
 from generator.errors import EnvironmentFailure
-from tests.conftest import KUBECTL, REPO, example_fleet, run_cli
+from tests.conftest import KUBECTL, REPO, run_cli
 from tests.unit.test_check import CRDS, kubeconform_binary
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO),
@@ -32,14 +31,6 @@ FORMATS = ("text", "json", "junit")
 def k10fleet(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "generator", *map(str, args)],
                           capture_output=True, text=True, env=ENV, check=False, timeout=timeout)
-
-
-@pytest.fixture
-def tree(tmp_path: Path, write_fleet: Callable[..., Path]) -> Path:
-    out = tmp_path / "out"
-    result = run_cli("render", write_fleet(example_fleet()), "-o", out)
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def plant(tree: Path, name: str, documents: list[Any] | str) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import OpenBao, run_cli, tree_bytes
+from tests.conftest import OpenBao, render_data, run_cli, tree_bytes
 from tests.golden.variants import GOLDEN, names, variant
 from tests.integration.conftest import StartClusters
 from tests.integration.engines import Step, manifest, missing_namespaces, plan
@@ -53,12 +53,7 @@ def assert_all_stored(clusters: Clusters, applied: list[tuple[str, dict[str, Any
 
 
 def render(tmp_path: Path, data: dict[str, Any], name: str = "fleet") -> Path:
-    fleet = tmp_path / f"{name}.fleet.yaml"
-    fleet.write_text(yaml.safe_dump(data, sort_keys=False))
-    out = tmp_path / name
-    result = run_cli("render", fleet, "-o", out)
-    assert result.exit_code == 0, result.output
-    return out
+    return render_data(data, tmp_path, name)
 
 
 @pytest.mark.parametrize("name", names())

@@ -19,7 +19,7 @@ from generator.errors import InternalError
 from generator.fleet.selectors import SelectorError, parse
 from generator.labels import kubectl_calls, parse_cluster_list, plan
 from generator.resources import data_dir
-from tests.conftest import KUBECTL, REPO, example_fleet, run_cli
+from tests.conftest import KUBECTL, REPO, example_fleet, render_data, run_cli
 from tests.golden.variants import GOLDEN, names
 from tests.unit.test_engines import by_kind, objects, render_variant
 
@@ -65,13 +65,7 @@ def test_bad_selectors_are_explained(selector: str, reason: str) -> None:
         parse(selector)
 
 
-def render_fleet(data: dict[str, Any], tmp_path: Path, name: str = "out") -> Path:
-    fleet = tmp_path / f"{name}.fleet.yaml"
-    fleet.write_text(yaml.safe_dump(data, sort_keys=False))
-    out = tmp_path / name
-    result = run_cli("render", fleet, "-o", out)
-    assert result.exit_code == 0, result.output
-    return out
+render_fleet = render_data  # (data, tmp_path, name="out") -> the rendered tree
 
 
 def test_example_renders_the_worked_example(tmp_path: Path) -> None:

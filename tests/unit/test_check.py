@@ -32,15 +32,6 @@ def kubeconform_binary() -> str:
     return found
 
 
-@pytest.fixture
-def tree(tmp_path: Path, write_fleet: Callable[..., Path]) -> Path:
-    """The example fleet rendered into a fresh tree."""
-    out = tmp_path / "out"
-    result = run_cli("render", write_fleet(example_fleet()), "-o", out)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def check(tree: Path, *, kubeconform: str = "off", **options: object) -> CheckReport:
     opts = CheckOptions(root=str(tree), schema_locations=[CRDS], kubeconform=kubeconform)
     for key, value in options.items():

@@ -108,6 +108,7 @@ def _mark(event: yaml.Event) -> Mark:
     return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
 
 
+_UNREAD = object()
 _NodeEvent = yaml.ScalarEvent | yaml.AliasEvent | yaml.MappingStartEvent | yaml.SequenceStartEvent
 
 
@@ -126,6 +127,7 @@ class _Builder:
         self.nodes = 0
         self.alias_nodes = 0
         self.anchors: dict[str, tuple[Any, int]] = {}
+        self.plain: dict[str, Any] = {}  # untagged plain scalars read so far, by their text
 
     def fail(self, event: yaml.Event, message: str) -> _LoadAbort:
         line, column = _mark(event)
@@ -136,16 +138,7 @@ class _Builder:
         event = self.loader.get_event()
         self.doc.marks[path] = _mark(event)
         if isinstance(event, yaml.AliasEvent):
-            if event.anchor not in self.anchors:
-                raise self.fail(event, f"alias *{event.anchor} is used before its anchor "
-                                f"&{event.anchor} is defined")
-            shared, size = self.anchors[event.anchor]
-            self.alias_nodes += size
-            if self.alias_nodes > self.limits.max_alias_nodes:
-                raise self.fail(event, "aliases expand to more than "
-                                f"{self.limits.max_alias_nodes} nodes (limit "
-                                "K10FLEET_MAX_ALIAS_NODES); is this an alias bomb?")
-            return shared, size
+            return self.alias(event)
         self.nodes += 1
         if self.nodes > self.limits.max_nodes:
             raise self.fail(event, f"document has more than {self.limits.max_nodes} nodes "
@@ -169,6 +162,19 @@ class _Builder:
             self.anchors[event.anchor] = (value, size)
         return value, size
 
+    def alias(self, event: yaml.AliasEvent) -> tuple[Any, int]:
+        """The anchored value again, its size charged to the alias budget."""
+        if event.anchor not in self.anchors:
+            raise self.fail(event, f"alias *{event.anchor} is used before its anchor "
+                            f"&{event.anchor} is defined")
+        shared, size = self.anchors[event.anchor]
+        self.alias_nodes += size
+        if self.alias_nodes > self.limits.max_alias_nodes:
+            raise self.fail(event, "aliases expand to more than "
+                            f"{self.limits.max_alias_nodes} nodes (limit "
+                            "K10FLEET_MAX_ALIAS_NODES); is this an alias bomb?")
+        return shared, size
+
     def check_collection_tag(self, event: yaml.CollectionStartEvent, default: str) -> None:
         if event.tag not in (None, "!", default):
             raise self.fail(event, f"unsupported YAML tag {event.tag!r}; "
@@ -176,6 +182,16 @@ class _Builder:
 
     def scalar(self, event: yaml.ScalarEvent) -> Any:
         tag = event.tag
+        if tag is None:
+            if not event.implicit[0]:
+                return event.value  # quoted: a string to the resolver
+            known = self.plain.get(event.value, _UNREAD)
+            if known is _UNREAD:  # plain text means the same wherever it stands
+                known = self.plain[event.value] = self.resolved(event, tag)
+            return known
+        return self.resolved(event, tag)
+
+    def resolved(self, event: yaml.ScalarEvent, tag: str | None) -> Any:
         if tag is None or tag == "!":
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == _STR:
@@ -254,6 +270,100 @@ class _Builder:
         return merged
 
 
+class _NeedMarks(Exception):
+    """The quick pass met what only the marked pass reports exactly (a duplicate key, a limit)."""
+
+
+class _QuickBuilder(_Builder):
+    """The same data without marks, for the common case of a fleet with no problem at all.
+
+    Recording a mark and a path for every node is most of the marked pass's cost. Anything
+    the marked pass would report ends this pass (``_NeedMarks``, or its own error), and the
+    marked pass runs instead, so every problem and its location stay exactly as they were.
+    """
+
+    def value(self, event: Any, depth: int) -> tuple[Any, int]:
+        """The value that starts with ``event`` (already read), and its size in nodes."""
+        kind = type(event)
+        if kind is yaml.AliasEvent:
+            return self.alias(event)
+        self.nodes += 1
+        if self.nodes > self.limits.max_nodes or depth > self.limits.max_depth:
+            raise _NeedMarks
+        value: Any
+        if kind is yaml.ScalarEvent:
+            value, size = self.scalar(event), 1 + len(event.value) // 64
+        elif kind is yaml.MappingStartEvent:
+            self.check_collection_tag(event, _MAP)
+            value, size = self.quick_mapping(depth)
+        elif kind is yaml.SequenceStartEvent:
+            self.check_collection_tag(event, _SEQ)
+            value, size = self.quick_sequence(depth)
+        else:
+            raise _NeedMarks
+        if event.anchor:
+            self.anchors[event.anchor] = (value, size)
+        return value, size
+
+    def quick_sequence(self, depth: int) -> tuple[list[Any], int]:
+        items: list[Any] = []
+        size, get, most = 1, self.loader.get_event, self.limits.max_items
+        while type(event := get()) is not yaml.SequenceEndEvent:
+            if len(items) >= most:
+                raise _NeedMarks
+            item, child_size = self.value(event, depth + 1)
+            items.append(item)
+            size += child_size
+        return items, size
+
+    def quick_mapping(self, depth: int) -> tuple[dict[Any, Any], int]:
+        result: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
+        size, get, most = 1, self.loader.get_event, self.limits.max_items
+        while type(key_event := get()) is not yaml.MappingEndEvent:
+            if len(result) >= most or type(key_event) is not yaml.ScalarEvent:
+                raise _NeedMarks
+            if key_event.tag is None and key_event.implicit[0] and key_event.value == "<<":
+                source, child_size = self.value(get(), depth)
+                merged.update(self.merge_sources(key_event, source))
+                size += child_size
+                continue
+            key = self.scalar(key_event)
+            if key in result:
+                raise _NeedMarks
+            result[key], child_size = self.value(get(), depth + 1)
+            size += child_size
+        for key, item in merged.items():
+            result.setdefault(key, item)
+        return result, size
+
+
+def _load_quick(raw: bytes, file: str, limits: LoadLimits) -> Any | None:
+    """The data of a one-mapping document that loads without any problem, or None: then
+    the marked pass must read it (and report what is wrong, located)."""
+    if len(raw) > limits.max_bytes:
+        return None
+    try:
+        loader = _ScalarLoader(_decode(raw, file))
+    except InvalidInput:
+        return None
+    try:
+        get = loader.get_event
+        get()  # stream start
+        if type(get()) is not yaml.DocumentStartEvent:
+            return None
+        first = get()
+        if type(first) is not yaml.MappingStartEvent:
+            return None
+        data, _ = _QuickBuilder(loader, LoadedDocument(file, None), limits).value(first, 0)
+        get()  # document end
+        return data if loader.check_event(yaml.StreamEndEvent) else None
+    except (yaml.YAMLError, _LoadAbort, _NeedMarks, RecursionError):
+        return None
+    finally:
+        loader.dispose()
+
+
 def _decode(raw: bytes, file: str) -> str:
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -298,7 +408,8 @@ def _within_limits(data: Any, limits: LoadLimits) -> bool:
 def load_yaml_bytes(raw: bytes, file: str, limits: LoadLimits | None = None) -> LoadedDocument:
     """Parse one YAML document holding a mapping; raise ``InvalidInput`` with located problems.
 
-    Valid-looking text takes the fast path (see ``generator.fastyaml``) and gets its marks
+    Valid-looking text takes the fast path (see ``generator.fastyaml``); other text that
+    loads without a problem takes the quick pass (PyYAML, no marks). Both get their marks
     only if a problem needs a location; anything else is read by the marked loader.
     """
     limits = limits or LoadLimits()
@@ -311,6 +422,9 @@ def load_yaml_bytes(raw: bytes, file: str, limits: LoadLimits | None = None) -> 
         if isinstance(data, dict) and data and _within_limits(data, limits):
             return LoadedDocument(file=file, data=data,
                                   remark=lambda: _load_marked(raw, file, limits))
+    data = _load_quick(raw, file, limits)
+    if data is not None:
+        return LoadedDocument(file=file, data=data, remark=lambda: _load_marked(raw, file, limits))
     return _load_marked(raw, file, limits)
 
 

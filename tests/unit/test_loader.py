@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from generator.errors import InvalidInput
-from generator.fleet.loader import LoadLimits, load_yaml_bytes
+from generator.fleet.loader import LoadLimits, _load_marked, _load_quick, load_yaml_bytes
 
 
 def problems_of(raw: bytes, limits: LoadLimits | None = None) -> list[str]:
@@ -15,8 +15,10 @@ def problems_of(raw: bytes, limits: LoadLimits | None = None) -> list[str]:
 def test_marks_are_one_based_for_values_and_keys() -> None:
     doc = load_yaml_bytes(b"a: 1\nb:\n  - x: yes\n", "f.yaml")
     assert doc.data == {"a": 1, "b": [{"x": True}]}
-    assert doc.marks[("b", 0, "x")] == (3, 8)
+    assert doc.locate(("b", 0, "x")) == (3, 8)
+    assert doc.marks[("b", 0, "x")] == (3, 8)  # read on the first locate
     assert doc.key_marks[("b", 0, "x")] == (3, 5)
+    assert doc.locate(("b", 0, "x"), key=True) == (3, 5)
     assert doc.locate(("b", 0, "x", "missing")) == (3, 8)
 
 
@@ -104,3 +106,36 @@ def test_alias_of_a_long_string_is_charged_by_size() -> None:
 
 def test_base_60_numbers_stay_strings_like_helm_reads_them() -> None:
     assert load_yaml_bytes(b"t: 10:30\nn: 10\n", "f.yaml").data == {"t": "10:30", "n": 10}
+
+
+QUICK_TEXT = (b"base: &b {x: 1, y: yes}\nc:\n  <<: *b\n  y: 3\nt: 10:30\nd: 2024-01-01\n"
+              b"n: ~\nf: 1.5\ne: 1e3\nq: 'on'\nl: [*b, on, 0x1F, \"1e3\", ! 12]\nm: {1: a, n: b}\n")
+
+
+def test_the_quick_pass_means_what_the_marked_pass_means() -> None:
+    """Text ryaml may not read loads without marks, and gets them only when asked."""
+    quick = load_yaml_bytes(QUICK_TEXT, "f.yaml")
+    marked = _load_marked(QUICK_TEXT, "f.yaml", LoadLimits())
+    assert quick.remark is not None and not quick.marks  # the quick pass was taken
+    assert repr(quick.data) == repr(marked.data)
+    assert quick.data["l"][1:] == [True, 31, "1e3", 12] and quick.data["e"] == "1e3"
+    assert quick.locate(("c", "y")) == marked.locate(("c", "y")) == (4, 6)
+    assert quick.locate(("m", "1"), key=True) == marked.locate(("m", "1"), key=True)
+
+
+@pytest.mark.parametrize("raw", [
+    b"a: 1\nb: yes\na: 2\n",  # a duplicate key: a problem, located
+    b"a: yes\nb: " + b"[" * 12 + b"]" * 12 + b"\n",  # deeper than the limit
+    b"a: yes\nb: *nowhere\n",
+    b"a: yes\nb: !!int x\n",
+])
+def test_what_the_marked_pass_reports_is_never_read_quickly(raw: bytes) -> None:
+    limits = LoadLimits(max_depth=10)
+    assert _load_quick(raw, "f.yaml", limits) is None
+    try:
+        marked = _load_marked(raw, "f.yaml", limits)
+    except InvalidInput as e:
+        assert problems_of(raw, limits) == [p.as_text() for p in e.problems]
+    else:
+        assert marked.problems and load_yaml_bytes(raw, "f.yaml", limits).problems == \
+            marked.problems

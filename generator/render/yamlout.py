@@ -80,24 +80,37 @@ def scalar(value: Any) -> str:
     raise TypeError(f"cannot emit {type(value).__name__} as YAML")
 
 
+def _text(value: Any) -> str:
+    """:func:`scalar`, with the common case (a string met before) first."""
+    if type(value) is str:
+        cached = _STRING_CACHE.get(value)
+        if cached is not None:
+            return cached
+    return scalar(value)
+
+
 def _lines(value: Any, indent: int, out: list[str]) -> None:
     pad = " " * indent
     if isinstance(value, dict):
         for key, child in value.items():
-            _entry(f"{pad}{scalar(key)}:", child, indent, out)
+            if type(child) is str and child in _STRING_CACHE:  # most leaves: inline
+                out.append(f"{pad}{_text(key)}: {_STRING_CACHE[child]}")
+            else:
+                _entry(f"{pad}{_text(key)}:", child, indent, out, True)
     else:
         for child in value:
             if isinstance(child, dict) and child:
-                first = True
+                prefix = f"{pad}- "
                 for key, grandchild in child.items():
-                    prefix = f"{pad}- " if first else f"{pad}  "
-                    _entry(f"{prefix}{scalar(key)}:", grandchild, indent + 2, out)
-                    first = False
+                    _entry(f"{prefix}{_text(key)}:", grandchild, indent + 2, out, True)
+                    prefix = f"{pad}  "
             else:
-                _entry(f"{pad}-", child, indent, out)
+                _entry(f"{pad}-", child, indent, out, False)
 
 
-def _entry(head: str, value: Any, indent: int, out: list[str]) -> None:
+def _entry(head: str, value: Any, indent: int, out: list[str], keyed: bool) -> None:
+    """``head`` and ``value``; a sequence under a mapping key (``keyed``) sits at the key's
+    indentation (kubectl style), one under a list dash two columns in."""
     if isinstance(value, dict):
         if value:
             out.append(head)
@@ -107,12 +120,11 @@ def _entry(head: str, value: Any, indent: int, out: list[str]) -> None:
     elif isinstance(value, list | tuple):
         if value:
             out.append(head)
-            # sequences under a mapping key sit at the key's indentation (kubectl style)
-            _lines(value, indent if head.rstrip().endswith(":") else indent + 2, out)
+            _lines(value, indent if keyed else indent + 2, out)
         else:
             out.append(head + " []")
     else:
-        out.append(f"{head} {scalar(value)}")
+        out.append(f"{head} {_text(value)}")
 
 
 def dump(value: dict[str, Any]) -> str:
@@ -127,5 +139,5 @@ def dump(value: dict[str, Any]) -> str:
 def field(key: str, value: Any, indent: int = 0) -> str:
     """``key: value`` at ``indent``, for templates (no trailing newline)."""
     out: list[str] = []
-    _entry(f"{' ' * indent}{scalar(key)}:", value, indent, out)
+    _entry(f"{' ' * indent}{scalar(key)}:", value, indent, out, True)
     return "\n".join(out)

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from generator import statcache
 from generator.errors import (
@@ -45,9 +45,9 @@ _ENTRY_MODE = re.compile(r"0[0-7]{3}\Z")
 STAGE_MARK = ".k10fleet-stage-"
 
 
-@dataclass(frozen=True)
-class FileSpec:
-    """Desired content of one file and who owns it (``render`` or ``inject``)."""
+class FileSpec(NamedTuple):
+    """Desired content of one file and who owns it (``render`` or ``inject``). A named
+    tuple: a tree has tens of thousands, and a frozen dataclass costs 10x more to make."""
 
     content: bytes
     mode: int = 0o644
@@ -66,6 +66,22 @@ def _compact(value: Any) -> str:
 
 
 _string = json.encoder.encode_basestring  # the C encoder json.dumps(ensure_ascii=False) uses
+_PLAIN_ENTRY = frozenset({"mode", "owner", "sha256"})
+_MODES = {0o644: "0644", 0o755: "0755"}
+
+
+def _key(value: Any) -> str:
+    return _string(value) if type(value) is str else _compact(value)
+
+
+def _compact_entry(value: Any) -> str:
+    """:func:`_compact`, the usual file entry (mode, owner, sha256 as strings) made at once."""
+    if type(value) is dict and value.keys() == _PLAIN_ENTRY:
+        mode, owner, sha = value["mode"], value["owner"], value["sha256"]
+        if type(mode) is str and type(owner) is str and type(sha) is str:
+            return (f'{{"mode": {_string(mode)}, "owner": {_string(owner)}, '
+                    f'"sha256": {_string(sha)}}}')
+    return _compact(value)
 
 
 @dataclass
@@ -86,8 +102,8 @@ class Manifest:
         for key in sorted(doc):
             value = doc[key]
             if isinstance(value, dict) and value:
-                entries = ",\n".join(f"    {_compact(k)}: {_compact(value[k])}"
-                                      for k in sorted(value))
+                entries = ",\n".join([f"    {_key(k)}: {_compact_entry(value[k])}"
+                                       for k in sorted(value)])
                 blocks.append(f"  {_compact(key)}: {{\n{entries}\n  }}")
             else:
                 blocks.append(f"  {_compact(key)}: {_compact(value)}")
@@ -174,16 +190,10 @@ def _manifest_problem(doc: Any) -> str:
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
         return "no files mapping"
     for rel, entry in doc["files"].items():
-        if not isinstance(rel, str) or unsafe_path(rel) or rel == MANIFEST:
-            return f"file path {rel!r} is not a path inside the tree"
-        if not isinstance(entry, dict) or not _ENTRY_MODE.match(str(entry.get("mode", "0644"))):
-            return f"entry for {rel} has no valid mode"
-        if entry.get("owner", "render") not in _OWNERS:
-            return f"entry for {rel} has an unknown owner"
-        if not _SHA256.match(str(entry.get("sha256", "0" * 64))):
-            return f"entry for {rel} has no valid sha256"
-        if not isinstance(entry.get("fingerprint", ""), str):
-            return f"entry for {rel} has an invalid fingerprint"
+        if not (type(rel) is str and type(entry) is dict and _plain_entry(rel, entry)):
+            reason = _entry_problem(rel, entry)
+            if reason:
+                return reason
     clusters = doc.get("clusters", {})
     if not isinstance(clusters, dict):
         return "clusters is not a mapping"
@@ -192,6 +202,32 @@ def _manifest_problem(doc: Any) -> str:
                 and info.get("role") in _CLUSTER_ROLES
                 and _CLUSTER_NAME.match(str(info.get("clusterName", name)))):
             return f"cluster {name!r} is not a cluster k10fleet could have written"
+    return ""
+
+
+def _plain_entry(rel: str, entry: dict[str, Any]) -> bool:
+    """The usual entry, proven fine at once: a safe path, exactly mode, owner and sha256."""
+    return (entry.keys() == _PLAIN_ENTRY and entry["mode"] in _PLAIN_MODES
+            and entry["owner"] in _OWNERS and type(entry["sha256"]) is str
+            and _SHA256.match(entry["sha256"]) is not None and not unsafe_path(rel)
+            and rel != MANIFEST)
+
+
+_PLAIN_MODES = frozenset(_MODES.values())
+
+
+def _entry_problem(rel: Any, entry: Any) -> str:
+    """What is wrong with one manifest entry ("" when nothing is)."""
+    if not isinstance(rel, str) or unsafe_path(rel) or rel == MANIFEST:
+        return f"file path {rel!r} is not a path inside the tree"
+    if not isinstance(entry, dict) or not _ENTRY_MODE.match(str(entry.get("mode", "0644"))):
+        return f"entry for {rel} has no valid mode"
+    if entry.get("owner", "render") not in _OWNERS:
+        return f"entry for {rel} has an unknown owner"
+    if not _SHA256.match(str(entry.get("sha256", "0" * 64))):
+        return f"entry for {rel} has no valid sha256"
+    if not isinstance(entry.get("fingerprint", ""), str):
+        return f"entry for {rel} has an invalid fingerprint"
     return ""
 
 
@@ -336,7 +372,8 @@ def _desired(files: Mapping[str, FileSpec], meta: Mapping[str, Any]) -> dict[str
 
 
 def _entry(spec: FileSpec) -> dict[str, str]:
-    entry = {"mode": f"{spec.mode:04o}", "owner": spec.owner, "sha256": sha256(spec.content)}
+    entry = {"mode": _MODES.get(spec.mode) or f"{spec.mode:04o}", "owner": spec.owner,
+             "sha256": hashlib.sha256(spec.content).hexdigest()}
     if spec.fingerprint:
         entry["fingerprint"] = spec.fingerprint
     if spec.inputs:
@@ -345,10 +382,12 @@ def _entry(spec: FileSpec) -> dict[str, str]:
 
 
 def unsafe_path(path: str) -> bool:
-    """Whether ``path`` could point outside the tree (or nowhere) as a tree-relative path."""
-    parts = path.split("/")
-    return (not path or path.startswith("/") or "\0" in path or "\\" in path
-            or len(path) > 4096 or any(p in ("", ".", "..") for p in parts))
+    """Whether ``path`` could point outside the tree (or nowhere) as a tree-relative path:
+    a part that is empty (the empty path; a leading, trailing or double slash), "." or "..",
+    a NUL or backslash, or more than 4096 characters."""
+    framed = f"/{path}/"
+    return ("//" in framed or "/./" in framed or "/../" in framed or "\0" in path
+            or "\\" in path or len(path) > 4096)
 
 
 def _check_paths(files: Mapping[str, FileSpec]) -> None:
@@ -357,35 +396,82 @@ def _check_paths(files: Mapping[str, FileSpec]) -> None:
             raise InternalError(f"unsafe output path {path!r}")
 
 
-def diff_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any]) -> Drift:
-    """Compare without writing: what ``write_tree`` would create, change and prune."""
+def diff_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, Any],
+              old: Manifest | None = None) -> Drift:
+    """Compare without writing: what ``write_tree`` would create, change and prune.
+    ``old``: the tree's manifest, when the caller has just read it."""
     _check_paths(files)
-    return _diff(out_dir, _desired(files, meta), statcache.load(out_dir))
+    return _diff(out_dir, _desired(files, meta), statcache.load(out_dir), old)
+
+
+Verdict = tuple[str, str]  # (same | missing | differs, the ancestor in the way or "")
+
+
+def _compare(out_dir: str, rels: list[str], desired: Mapping[str, FileSpec],
+             known: statcache.StatCache) -> list[Verdict]:
+    """Each of ``rels`` on disk against its desired bytes and mode."""
+    dirs: DirCache = {}
+    verdicts: list[Verdict] = []
+    for rel in rels:
+        entry = tree_entry(out_dir, rel, dirs)
+        if entry.kind == "missing":
+            verdicts.append(("missing", ""))
+        elif entry.kind == "file" and entry.info is not None and _matches(
+                os.path.join(out_dir, rel), entry.info, desired[rel],
+                known.known_sha(out_dir, rel)):
+            verdicts.append(("same", ""))
+        else:
+            verdicts.append(("differs", entry.blocker))
+    return verdicts
+
+
+PARALLEL_COMPARE = 2000  # files; fewer are compared faster than a second process starts
+
+
+def _compare_all(out_dir: str, rels: list[str], desired: Mapping[str, FileSpec],
+                 known: statcache.StatCache) -> list[Verdict]:
+    """:func:`_compare`, every second file in a forked helper when the tree is large."""
+    if len(rels) < PARALLEL_COMPARE or parallel_jobs() < 2:
+        return _compare(out_dir, rels, desired, known)
+    helper = in_forked_child(lambda: _compare(out_dir, rels[1::2], desired, known))
+    try:
+        mine = _compare(out_dir, rels[0::2], desired, known)
+    finally:
+        theirs = _answer(helper)  # always reaped
+    if theirs is None:  # the helper failed: compare its share here
+        theirs = _compare(out_dir, rels[1::2], desired, known)
+    verdicts = [("", "")] * len(rels)
+    verdicts[0::2], verdicts[1::2] = mine, theirs
+    return verdicts
+
+
+def _answer(helper: Callable[[], Any]) -> Any | None:
+    try:
+        return helper()
+    except OSError:
+        return None
 
 
 def _diff(out_dir: str, desired: Mapping[str, FileSpec],
-          cache: statcache.StatCache | None = None) -> Drift:
+          cache: statcache.StatCache | None = None, old: Manifest | None = None) -> Drift:
     drift = Drift()
     if not os.path.lexists(out_dir):  # a first render: everything is missing, nothing to stat
         drift.missing = sorted(desired)
         return drift
-    known = cache or statcache.StatCache()
-    old = read_manifest(out_dir)
-    dirs: DirCache = {}
+    old = read_manifest(out_dir) if old is None else old
+    rels = sorted(desired)
     foreign: set[str] = set()
-    for rel, spec in sorted(desired.items()):
-        entry = tree_entry(out_dir, rel, dirs)
-        if entry.kind == "missing":
+    for rel, (verdict, blocker) in zip(rels, _compare_all(
+            out_dir, rels, desired, cache or statcache.StatCache()), strict=True):
+        if verdict == "missing":
             drift.missing.append(rel)
-            continue
-        if entry.kind == "file" and entry.info is not None and _matches(
-                os.path.join(out_dir, rel), entry.info, spec, known.known_sha(out_dir, rel)):
-            continue
-        drift.differing.append(rel)
-        in_the_way = entry.blocker or rel
-        if in_the_way != MANIFEST and in_the_way not in old.files:
-            foreign.add(in_the_way)  # not ours: never overwritten
+        elif verdict == "differs":
+            drift.differing.append(rel)
+            in_the_way = blocker or rel
+            if in_the_way != MANIFEST and in_the_way not in old.files:
+                foreign.add(in_the_way)  # not ours: never overwritten
     drift.foreign = sorted(foreign)
+    dirs: DirCache = {}
     drift.extra = sorted(p for p in old.files if p not in desired
                          and tree_entry(out_dir, p, dirs).kind not in ("missing", "blocked"))
     return drift
@@ -612,7 +698,7 @@ def write_tree(out_dir: str, files: Mapping[str, FileSpec], meta: Mapping[str, A
         started = statcache.now()
         remove_stale_staging(out_dir)
         old = read_manifest(out_dir)
-        drift = _diff(out_dir, desired, statcache.load(out_dir))
+        drift = _diff(out_dir, desired, statcache.load(out_dir), old)
         if drift.clean:  # verified: what the next run may skip re-reading
             statcache.record(out_dir, started, _digests(desired))
             return WriteResult(unchanged=len(desired) - 1)

@@ -6,7 +6,7 @@ import errno
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from generator import lifecycle
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
@@ -254,7 +254,7 @@ def render(fleet_path: str, out_dir: str | None, *, check: bool = False,
     if fleet.tokens.mode == "sops":
         outcome.awaiting_inject = [p for p in injected_paths(fleet) if p not in files]
     if check:
-        outcome.drift = diff_tree(out_dir, files, meta)
+        outcome.drift = diff_tree(out_dir, files, meta, old)
         unequal = {*outcome.drift.missing, *outcome.drift.differing}
         outcome.same = {p: s.content for p, s in files.items() if p not in unequal}
     else:
@@ -300,7 +300,7 @@ def diff(fleet_path: str, out_dir: str | None) -> DiffResult:
     old = read_manifest(out_dir)
     files, clusters = desired_files(fleet, out_dir, old)
     meta = manifest_meta(fleet, clusters)
-    drift = diff_tree(out_dir, files, meta)
+    drift = diff_tree(out_dir, files, meta, old)
 
     def text_of(rel: str) -> list[str]:
         content = read_tree_file(out_dir, rel)  # never through a link that may leave the tree
@@ -345,7 +345,7 @@ def inject(fleet_path: str, out_dir: str | None, *, age: Sequence[str] = (),
                           outcome)
     records = lifecycle.inject_records(fleet, list(injected),
                                        lifecycle.recipients_source(out_dir, age))
-    injected = {rel: replace(spec, inputs=records.get(rel)) for rel, spec in injected.items()}
+    injected = {rel: spec._replace(inputs=records.get(rel)) for rel, spec in injected.items()}
     files, clusters = desired_files(fleet, out_dir, old, injected=injected)
     outcome.written = write_tree(out_dir, files, manifest_meta(fleet, clusters))
     return outcome

@@ -4,6 +4,7 @@ A leaf: it imports nothing of the renderers, so they and the engines can all use
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from generator.errors import InternalError
 from generator.fleet.model import SCRIPT_PATH
@@ -19,8 +20,7 @@ EXTERNAL_SECRET_FILE = "mc-join-external-secret.yaml"
 SECRET_STORE_FILE = "secret-store.yaml"
 
 
-@dataclass(frozen=True)
-class RenderedFile:
+class RenderedFile(NamedTuple):
     content: bytes
     mode: int = 0o644
 

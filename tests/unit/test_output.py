@@ -165,3 +165,21 @@ def test_malformed_manifest_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as info:
         read_manifest(str(out))
     assert "not a valid k10fleet manifest" in info.value.problems[0].message
+
+
+def test_unsafe_path_is_every_path_with_an_empty_dot_or_dot_dot_part() -> None:
+    """Against the definition, over every short path of these pieces."""
+    import itertools
+
+    from generator.output import unsafe_path
+
+    def by_definition(path: str) -> bool:
+        return (any(part in ("", ".", "..") for part in path.split("/")) or "\0" in path
+                or "\\" in path or len(path) > 4096)
+
+    pieces = ["a", ".", "/", "\0", "\\", "..", "b."]
+    for length in range(6):
+        for combo in itertools.product(pieces, repeat=length):
+            path = "".join(combo)
+            assert unsafe_path(path) == by_definition(path), repr(path)
+    assert unsafe_path("a" * 4097) and not unsafe_path("a" * 4096)

@@ -104,3 +104,61 @@ def test_a_failing_write_helper_leaves_the_previous_tree(tmp_path: Path,
         write_tree(str(out), changed, {})
     assert tree_bytes(out) == before
     assert [p.name for p in tmp_path.iterdir() if "stage" in p.name] == []
+
+
+def _tree_with_drift(tmp_path: Path) -> tuple[Path, dict[str, FileSpec]]:
+    """A written tree of more files than one process compares, then one file of each kind
+    of drift: changed bytes, a changed mode, deleted, a link, and a user's file in the way."""
+    out = tmp_path / "out"
+    files = {f"d{i // 4}/f{i % 4}.yaml": FileSpec(f"n: {i}\n".encode())
+             for i in range(output.PARALLEL_COMPARE + 11)}
+    write_tree(str(out), files, {})
+    (out / "d3/f1.yaml").write_bytes(b"n: changed\n")
+    (out / "d5/f2.yaml").chmod(0o755)
+    (out / "d7/f0.yaml").unlink()
+    (out / "d9/f3.yaml").unlink()
+    (out / "d9/f3.yaml").symlink_to("f2.yaml")
+    desired = {**files, "d11/mine.yaml": FileSpec(b"x\n")}
+    (out / "d11/mine.yaml").write_bytes(b"the user's\n")
+    return out, desired
+
+
+def test_two_processes_find_the_same_drift_as_one(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    out, desired = _tree_with_drift(tmp_path)
+    monkeypatch.setenv("K10FLEET_JOBS", "1")
+    one = output.diff_tree(str(out), desired, {})
+    log = tmp_path / "pids.log"
+    real = output._compare
+
+    def recording(*args: Any) -> Any:
+        with log.open("a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return real(*args)
+
+    monkeypatch.setattr(output, "_compare", recording)
+    monkeypatch.setenv("K10FLEET_JOBS", "2")
+    two = output.diff_tree(str(out), desired, {})
+    assert len(set(log.read_text().split())) == 2  # the parent and a helper compared
+    assert two == one
+    assert one.missing == ["d7/f0.yaml"] and one.foreign == ["d11/mine.yaml"]
+    assert one.differing == [".k10fleet-manifest.json", "d11/mine.yaml", "d3/f1.yaml",
+                             "d5/f2.yaml", "d9/f3.yaml"]
+
+
+def test_a_failing_compare_helper_is_replaced_by_the_parent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out, desired = _tree_with_drift(tmp_path)
+    monkeypatch.setenv("K10FLEET_JOBS", "1")
+    expected = output.diff_tree(str(out), desired, {})
+    parent = os.getpid()
+    real = output._compare
+
+    def only_in_the_parent(*args: Any) -> Any:
+        if os.getpid() != parent:
+            raise RuntimeError("helper down")
+        return real(*args)
+
+    monkeypatch.setattr(output, "_compare", only_in_the_parent)
+    monkeypatch.setenv("K10FLEET_JOBS", "2")
+    assert output.diff_tree(str(out), desired, {}) == expected

@@ -31,12 +31,14 @@ K10MULTICLUSTER_DOCS = "https://docs.kasten.io/latest/multicluster/tutorials/k10
 
 def _get(data: Any, *path: str | int) -> Any:
     for part in path:
-        if isinstance(part, int):
-            if not isinstance(data, list) or part >= len(data):
+        if isinstance(part, str):
+            if not isinstance(data, dict):
                 return None
-        elif not isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part < len(data):
+            data = data[part]
+        else:
             return None
-        data = data[part] if isinstance(part, int) else data.get(part)
     return data
 
 
@@ -395,9 +397,9 @@ def destinations(doc: LoadedDocument) -> Iterator[Problem]:
                           "cluster it runs in", level="warning", rule="gitops")
 
 
-def _tool_joined(doc: LoadedDocument, path: JsonPath, cluster: dict[str, Any]) -> str | None:
+def _tool_joined(doc: LoadedDocument, path: JsonPath, cluster: dict[str, Any],
+                 primary_version: K10Version | None) -> str | None:
     """Why a secondary joins with the k10multicluster tool (None: it joins with a token)."""
-    primary_version = _version_of(doc, ("spec", "primary"))
     version = _version_of(doc, path)
     if any(v is not None and v < FIRST_TOOL_SUPPORTED for v in (version, primary_version)):
         return None  # versions() refuses it
@@ -413,10 +415,11 @@ def k10multicluster_joins(doc: LoadedDocument) -> Iterator[Problem]:
     dashboard access, the secondary's ingress); it is deprecated from K10 7.0."""
     primary = _get(doc.data, "spec", "primary")
     primary_context = _get(primary, "kubeContext")
+    primary_version = _version_of(doc, ("spec", "primary"))
     for path, cluster in clusters(doc):
         if path[-1] == "primary":
             continue
-        why = _tool_joined(doc, path, cluster)
+        why = _tool_joined(doc, path, cluster, primary_version)
         if why is None:
             if cluster.get("ingressSkipTLSVerify") is True:
                 yield doc.problem((*path, "ingressSkipTLSVerify"), "ingressSkipTLSVerify is "

@@ -254,8 +254,7 @@ def _read_regular(path: str, limit: int) -> bytes | None:
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     """What is at a path inside the tree, found without following any symbolic link."""
 
     kind: str  # missing | file | link | other (a folder, FIFO, device) | blocked

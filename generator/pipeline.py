@@ -7,20 +7,13 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from generator import lifecycle
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
 from generator.fleet.loader import LoadLimits
 from generator.fleet.model import Fleet
 from generator.fleet.validate import ValidationResult, load_fleet
-from generator.inject import (
-    InjectOutcome,
-    join_targets,
-    read_profile_credentials,
-    secret_plaintexts,
-    sops_files,
-    write_plain,
-)
 from generator.output import (
     MANIFEST,
     DirCache,
@@ -39,7 +32,9 @@ from generator.render import tree as render_tree
 from generator.render.global_resources import credential_file, credentialed_profiles
 from generator.render.layout import MC_JOIN_SOPS_FILE, cluster_dir
 from generator.secrets import sops
-from generator.tokens import inside_git_work_tree, read_token
+
+if TYPE_CHECKING:
+    from generator.inject import InjectOutcome
 
 
 @dataclass
@@ -324,6 +319,9 @@ def inject(fleet_path: str, out_dir: str | None, *, age: Sequence[str] = (),
            plain_dir: str | None = None) -> InjectOutcome:
     """Fill every secondary's mc-join (and credentialed profiles' Secrets) from the stores:
     SOPS files written into the tree with the rendered files, or plain files outside Git."""
+    from generator import inject as injecting  # the stores: what only inject needs
+    from generator.tokens import read_token
+
     fleet, _ = load_fleet(fleet_path)
     mode = fleet.tokens.mode
     if mode in ("external-secrets", "vault-plugin"):
@@ -338,11 +336,11 @@ def inject(fleet_path: str, out_dir: str | None, *, age: Sequence[str] = (),
     for rel in injected_paths(fleet):  # configuration problems before the stores
         sops.age_recipients(out_dir, age, rel)
     old = read_manifest(out_dir)
-    joined = read_token(fleet, join_targets(fleet))  # all reads before any write
-    credentials = read_profile_credentials(fleet)
-    outcome = InjectOutcome(fleet, out_dir=os.path.abspath(out_dir))
-    injected = sops_files(out_dir, old, secret_plaintexts(fleet, joined, credentials), age,
-                          outcome)
+    joined = read_token(fleet, injecting.join_targets(fleet))  # all reads before any write
+    credentials = injecting.read_profile_credentials(fleet)
+    outcome = injecting.InjectOutcome(fleet, out_dir=os.path.abspath(out_dir))
+    plaintexts = injecting.secret_plaintexts(fleet, joined, credentials)
+    injected = injecting.sops_files(out_dir, old, plaintexts, age, outcome)
     records = lifecycle.inject_records(fleet, list(injected),
                                        lifecycle.recipients_source(out_dir, age))
     injected = {rel: spec._replace(inputs=records.get(rel)) for rel, spec in injected.items()}
@@ -352,6 +350,9 @@ def inject(fleet_path: str, out_dir: str | None, *, age: Sequence[str] = (),
 
 
 def _inject_plain(fleet: Fleet, plain_dir: str | None) -> InjectOutcome:
+    from generator import inject as injecting
+    from generator.tokens import inside_git_work_tree, read_token
+
     if not plain_dir:
         raise UsageFailure("tokens.mode plain writes plaintext Secrets only to --plain-dir "
                            "DIR, a folder outside every Git work tree")
@@ -360,6 +361,7 @@ def _inject_plain(fleet: Fleet, plain_dir: str | None) -> InjectOutcome:
         raise UsageFailure(f"--plain-dir {plain_dir} lies inside the Git work tree {repo}; "
                            "plaintext tokens must never be committed: choose a folder "
                            "outside it")
-    joined = read_token(fleet, join_targets(fleet))
-    credentials = read_profile_credentials(fleet)
-    return InjectOutcome(fleet, plain_files=write_plain(fleet, plain_dir, joined, credentials))
+    joined = read_token(fleet, injecting.join_targets(fleet))
+    credentials = injecting.read_profile_credentials(fleet)
+    return injecting.InjectOutcome(fleet, plain_files=injecting.write_plain(
+        fleet, plain_dir, joined, credentials))

@@ -38,6 +38,9 @@ from generator.check.schemas import SchemaStore, write_standalone_cache  # noqa:
 CRDS = str(Path(os.environ.get("K10FLEET_SHARED", REPO.parent / "shared")) / "crd-schemas")
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 K10FLEET = [sys.executable, "-m", "generator", "--quiet"]
+# bytecode, as a regular install has it (PYTHONDONTWRITEBYTECODE would have every run compile)
+subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "generator")], check=True,
+               capture_output=True)
 
 
 def run(args: list[str], ok: tuple[int, ...] = (0,)) -> float:

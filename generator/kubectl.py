@@ -19,15 +19,17 @@ import stat
 import subprocess
 import time
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
 from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
-from generator.fleet.model import Cluster
 from generator.problems import RuleId
 from generator.tables import clean
 from generator.tools import find_tool
+
+if TYPE_CHECKING:
+    from generator.fleet.model import Cluster
 
 DEFAULT_TIMEOUT = 30.0  # seconds per kubectl call; K10FLEET_KUBECTL_TIMEOUT overrides
 MAX_OUTPUT = 64 * 1024 * 1024  # what one kubectl call may print

@@ -19,7 +19,10 @@ from generator.problems import Problem, RuleId, object_problem
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
-NOT_MANIFESTS = {".k10fleet-manifest.json", ".sops.yaml"}  # our bookkeeping, sops' config
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+KSOPS = ("viaduct.ai/v1", "ksops")  # a KSOPS generator spec: read by kustomize, never applied
+MANIFEST_FILE = ".k10fleet-manifest.json"  # k10fleet's bookkeeping of a rendered tree
+NOT_MANIFESTS = {MANIFEST_FILE, ".sops.yaml"}  # our bookkeeping, sops' config
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
@@ -124,6 +127,11 @@ def tree_entries(root: str) -> Iterator[tuple[str, bool]]:
             elif entry.name.endswith(YAML_SUFFIXES) and entry.name not in NOT_MANIFESTS:
                 yield rel + entry.name, entry.is_file()
         pending.extend(reversed(folders))
+
+
+def is_kustomization(doc: Document) -> bool:
+    return os.path.basename(doc.rel) in KUSTOMIZATION_FILES or (
+        doc.kind == "Kustomization" and doc.api_version.startswith("kustomize.config.k8s.io/"))
 
 
 def is_list(data: Any) -> bool:

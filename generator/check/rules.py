@@ -8,14 +8,20 @@ import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from generator import fastyaml
-from generator.check.documents import Document, Unreadable, is_list, read_text
+from generator.check.documents import (
+    KUSTOMIZATION_FILES,
+    Document,
+    Unreadable,
+    is_list,
+    read_text,
+)
 from generator.check.schemas import Validator
 from generator.errors import EnvironmentFailure
 from generator.merge import deep_merge
@@ -24,7 +30,6 @@ from generator.resources import load_schema
 
 ALLOW_PLAINTEXT = "k10fleet.io/allow-plaintext"
 VALUES_FILE = "k10-values.yaml"
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _SOPS_VALUE = re.compile(r"ENC\[[A-Z0-9_]+,data:[^,\]]*,iv:[^,\]]+,tag:[^,\]]+,type:[a-z]+\]\Z")
 _AVP_PLACEHOLDER = re.compile(r"\s*<(?:path:[^<>]+|[A-Za-z0-9_.\-]+)(?:\s*\|[^<>]*)?>\s*\Z")
 _REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/|gitlab\.com/)")
@@ -182,7 +187,10 @@ class ChartValues:
         return cls(Validator(schema, strict_formats=False), defaults, str(schema_file))
 
 
-_OWNED_VALUES = Validator(load_schema("k10-values.schema.json"), strict_formats=False)
+@cache
+def _owned_values() -> Validator:
+    """The schema of the values keys k10fleet owns, compiled when a values file is met."""
+    return Validator(load_schema("k10-values.schema.json"), strict_formats=False)
 
 
 def values_findings(doc: Document, chart: ChartValues | None) -> Iterator[Problem]:
@@ -192,7 +200,7 @@ def values_findings(doc: Document, chart: ChartValues | None) -> Iterator[Proble
     if not isinstance(values, dict):
         yield finding("Helm values must be a mapping")
         return
-    for error in _OWNED_VALUES.errors(values):
+    for error in _owned_values().errors(values):
         yield finding(f"{'.'.join(map(str, error.path)) or 'values'}: {error.message}",
                           path=error.path, pointer=error.pointer)
     effective = deep_merge(chart.defaults, values) if chart else values

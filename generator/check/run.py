@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
-import stat
 import subprocess
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from generator import kubectl
 from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform
 from generator.check.documents import (
+    KSOPS,
+    KUSTOMIZATION_FILES,
+    MANIFEST_FILE,
     Document,
     Unreadable,
+    is_kustomization,
     is_list,
     read_files,
     read_text,
     tree_entries,
 )
 from generator.check.rules import (
-    KUSTOMIZATION_FILES,
     VALUES_FILE,
     ChartValues,
     cut,
@@ -43,9 +41,8 @@ from generator.check.schemas import (
     kubernetes_schema_dir,
     write_standalone_cache,
 )
-from generator.errors import EnvironmentFailure, InvalidInput, UsageFailure
+from generator.errors import EnvironmentFailure, UsageFailure
 from generator.forking import in_forked_child, parallel_jobs
-from generator.output import read_manifest
 from generator.problems import Problem, object_problem
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
@@ -54,7 +51,6 @@ _DATA_KEY = re.compile(r"[-._a-zA-Z0-9]+\Z")
 _LABEL_NAMED_KINDS = {"Namespace", "Service"}
 _SUBDOMAIN_KINDS = {"Secret", "ConfigMap", "ServiceAccount", "Deployment", "StatefulSet",
                     "DaemonSet", "Job", "CronJob", "Pod", "PersistentVolumeClaim"}
-KSOPS = ("viaduct.ai/v1", "ksops")
 
 
 @dataclass
@@ -89,11 +85,6 @@ class CheckReport:
         return len(self.findings) - self.errors
 
 
-def _is_kustomization(doc: Document) -> bool:
-    return os.path.basename(doc.rel) in KUSTOMIZATION_FILES or (
-        doc.kind == "Kustomization" and doc.api_version.startswith("kustomize.config.k8s.io/"))
-
-
 def _name_findings(doc: Document) -> list[Problem]:
     meta = doc.data.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
@@ -122,11 +113,14 @@ def _name_findings(doc: Document) -> list[Problem]:
 
 
 def _tree_engine(root: str) -> str:
-    """argocd, flux or unknown: from the tree's manifest, else from its folders."""
+    """argocd, flux or unknown: from the tree's manifest (only its engine is read; render
+    validates the rest), else from its folders."""
+    path = os.path.join(root, MANIFEST_FILE)
     try:
-        engine = read_manifest(root).meta.get("engine")
-    except InvalidInput:
-        engine = None
+        doc = json.loads(read_text(path)) if not os.path.islink(path) else None
+    except (Unreadable, ValueError, RecursionError):
+        doc = None
+    engine = doc.get("engine") if isinstance(doc, dict) else None
     if isinstance(engine, str):
         return engine
     for candidate in ("argocd", "flux"):
@@ -271,64 +265,6 @@ def _both(findings: list[Problem], index: int) -> None:
                               "k10fleet+kubeconform", f.pointer)
 
 
-def _special_file(directory: str) -> str:
-    """The first entry under directory that is neither a folder, a file nor a link."""
-    for current, dirs, files in os.walk(directory):
-        for name in sorted(dirs + files):
-            mode = os.lstat(os.path.join(current, name)).st_mode
-            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-                return os.path.relpath(os.path.join(current, name), directory)
-    return ""
-
-
-def _kustomize_builds(root: str, documents: list[Document]) -> list[Problem]:
-    """``kubectl kustomize`` every directory with a kustomization, KSOPS generators set aside."""
-    binary = kubectl.find_kubectl()
-    findings = []
-    for doc in documents:
-        if not _is_kustomization(doc) or not isinstance(doc.data, dict):
-            continue
-        directory = os.path.join(root, os.path.dirname(doc.rel))
-        special = _special_file(directory)
-        if special:
-            findings.append(doc.finding(f"kubectl kustomize not run: {cut(special)!r} is not "
-                                        "a regular file (a device, pipe or socket?)",
-                                        rule="kustomize-build"))
-            continue
-        status, stderr = _kustomize(binary, directory, doc)
-        if status != 0:
-            findings.append(doc.finding("kubectl kustomize fails: "
-                                        f"{kubectl.failure_reason(stderr, status)}",
-                                        rule="kustomize-build"))
-    return findings
-
-
-def _kustomize(binary: str, directory: str, doc: Document) -> tuple[int, bytes]:
-    """(exit status, stderr) of ``kubectl kustomize`` on a copy, KSOPS generators set aside."""
-    with tempfile.TemporaryDirectory(prefix="k10fleet-kustomize-") as scratch:
-        copy = os.path.join(scratch, "tree")
-        shutil.copytree(directory, copy, symlinks=True)
-        generators = [g for g in doc.data.get("generators") or []
-                      if not _is_ksops(os.path.join(directory, str(g)))]
-        data: dict[str, Any] = {**doc.data, "generators": generators}
-        if not generators:
-            data.pop("generators")
-        with open(os.path.join(copy, os.path.basename(doc.rel)), "w",
-                  encoding="utf-8") as handle:
-            yaml.safe_dump(data, handle)
-        status, _, stderr = kubectl.run_bounded([binary, "kustomize", copy],
-                                                what=f"kubectl kustomize {doc.rel}")
-    return status, stderr
-
-
-def _is_ksops(path: str) -> bool:
-    try:
-        data = yaml.safe_load(read_text(path))
-    except (Unreadable, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and (data.get("apiVersion"), data.get("kind")) == KSOPS
-
-
 PARALLEL_FROM = 600  # files; below this a forked helper costs more than it saves
 
 
@@ -339,7 +275,7 @@ def _check_share(checker: _Checker, root: str, rels: list[str], known: Mapping[s
     documents, findings = read_files(root, root, rels, known)
     out = []
     for doc in documents:
-        if _is_kustomization(doc):
+        if is_kustomization(doc):
             out.append(doc)
         else:
             findings += checker.document(doc)
@@ -416,7 +352,9 @@ def run_check(options: CheckOptions, progress: Callable[[int, int], None] | None
         findings = _merge(findings, kubeconform.collect(process), documents, root,
                           options.strict)
     if options.kustomize:
-        findings.extend(_kustomize_builds(root, documents))
+        from generator.check.kustomize import kustomize_builds  # kubectl: only when asked
+
+        findings.extend(kustomize_builds(root, documents))
     if options.fleet:
         findings.extend(_drift_findings(options.fleet, root))
     findings.sort(key=lambda f: (f.file, f.line, f.kind, f.name, f.message))
@@ -433,7 +371,7 @@ def _kustomization_findings(root: str, documents: list[Document], findings: list
     normalized = os.path.normpath(root)
     out: list[Problem] = []
     for doc in documents:
-        if _is_kustomization(doc):
+        if is_kustomization(doc):
             out += kustomization_findings(doc, normalized, engine, encrypted, parsed)
     return out
 

@@ -36,6 +36,9 @@ if [ ! -x "$bin/kubeconform" ]; then
   GOBIN="$bin" go install "github.com/yannh/kubeconform/cmd/kubeconform@$kubeconform_version"
 fi
 python -m pip wheel -q -w "$repo/.tools/wheels" "$repo" hatchling
+# bytecode for the editable install: with PYTHONDONTWRITEBYTECODE set, Python would compile
+# every module on every run (pip does this itself for a regular install)
+python -m compileall -q "$repo/generator" >/dev/null
 
 exec 9>"$cache/.build.lock"
 flock 9

@@ -8,7 +8,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -40,21 +40,19 @@ class Document:
     data: Any
     at: tuple[str | int, ...] = ()  # where this object sits in its document (List items)
 
-    @property
-    def kind(self) -> str:
-        value = self.data.get("kind") if isinstance(self.data, dict) else None
-        return value if isinstance(value, str) else ""
+    kind: str = field(init=False, repr=False)
+    api_version: str = field(init=False, repr=False)
+    name: str = field(init=False, repr=False)
 
-    @property
-    def api_version(self) -> str:
-        value = self.data.get("apiVersion") if isinstance(self.data, dict) else None
-        return value if isinstance(value, str) else ""
-
-    @property
-    def name(self) -> str:
-        meta = self.data.get("metadata") if isinstance(self.data, dict) else None
-        value = meta.get("name") if isinstance(meta, dict) else None
-        return value if isinstance(value, str) else ""
+    def __post_init__(self) -> None:
+        """kind, apiVersion and metadata.name, each '' unless a string (read once: every
+        rule asks)."""
+        data = self.data if isinstance(self.data, dict) else {}
+        kind, api_version, meta = data.get("kind"), data.get("apiVersion"), data.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        self.kind = kind if isinstance(kind, str) else ""
+        self.api_version = api_version if isinstance(api_version, str) else ""
+        self.name = name if isinstance(name, str) else ""
 
     def identity(self) -> Document:
         """This document with its data cut to what reports need (kind, name, sops block):
@@ -87,19 +85,15 @@ class Document:
                               level, source, pointer, rule=rule)
 
 
+# blank lines, comment lines and ``---`` marker lines, from the start
+_LEADING = re.compile(r"(?:[^\S\n]*(?:#[^\n]*)?(?:\n|\Z)|---(?:[ \t][^\n]*)?(?:\n|\Z))*")
+
+
 def _leading_lines(text: str) -> int:
     """Lines before the first content line (comments, blanks, the ``---`` marker)."""
-    count = position = 0
-    while position < len(text):
-        end = text.find("\n", position)
-        end = len(text) if end < 0 else end
-        line = text[position:end]
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#") and not _DOC_START.match(line):
-            break
-        count += 1
-        position = end + 1
-    return count
+    end = _LEADING.match(text).end()  # type: ignore[union-attr]  # it matches '' at least
+    lines = text.count("\n", 0, end)
+    return lines + 1 if end == len(text) and text and not text.endswith("\n") else lines
 
 
 def tree_files(root: str) -> Iterator[str]:

@@ -55,14 +55,28 @@ class Document:
         self.name = name if isinstance(name, str) else ""
 
     def identity(self) -> Document:
-        """This document with its data cut to what reports need (kind, name, sops block):
-        cheap to send from a helper process."""
+        """This document with its data cut to what reports need (kind, name, sops block)
+        and without its text (read again if a field must be located): cheap to send from a
+        helper process."""
         if not isinstance(self.data, dict):
-            return Document(self.file, self.rel, self.line, self.text, None, self.at)
+            return Document(self.file, self.rel, self.line, "", None, self.at)
         stub = {k: self.data[k] for k in _STUB_KEYS if k in self.data}
         if self.name:
             stub["metadata"] = {"name": self.name}
-        return Document(self.file, self.rel, self.line, self.text, stub, self.at)
+        return Document(self.file, self.rel, self.line, "", stub, self.at)
+
+    def _own_text(self) -> str:
+        """The document's text; an identity (which has none) finds it in its file again."""
+        if self.text:
+            return self.text
+        try:
+            text = read_text(self.file)
+        except Unreadable:
+            return ""
+        objects = json_documents(text) if self.rel.endswith(".json") else None
+        pieces = ([(line, chunk) for line, chunk, _ in objects] if objects is not None
+                  else split_documents(text))
+        return next((chunk for line, chunk in pieces if line == self.line), "")
 
     def line_of(self, path: tuple[str | int, ...]) -> int:
         """Line of a field inside this document (falls back to the document's start)."""
@@ -71,12 +85,15 @@ class Document:
             return self.line
         from generator.fleet.loader import LoadLimits, load_yaml_bytes  # only to locate
 
+        text = self._own_text()
+        if not text:
+            return self.line
         try:
-            marked = load_yaml_bytes(self.text.encode(), self.file, LoadLimits())
+            marked = load_yaml_bytes(text.encode(), self.file, LoadLimits())
         except InvalidInput:  # locating is best effort; the finding stands
             return self.line
         line, _ = marked.locate(tuple(str(p) if not isinstance(p, int) else p for p in path))
-        return self.line + line - 1 - _leading_lines(self.text)
+        return self.line + line - 1 - _leading_lines(text)
 
     def finding(self, message: str, *, path: tuple[str | int, ...] = (), level: str = "error",
                 source: str = "k10fleet", pointer: str = "", rule: RuleId = "objects"

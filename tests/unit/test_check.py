@@ -425,3 +425,24 @@ def test_leading_lines_agree_with_their_definition() -> None:
     for _ in range(20000):
         text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 6)))
         assert _leading_lines(text) == _leading_lines_by_line(text), repr(text)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("multi.yaml", "# c\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n"
+                   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  x: '1'\n"),
+    ("stream.json", '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}\n'
+                    '{"apiVersion": "v1", "kind": "ConfigMap",\n "metadata": {"name": "b"},\n'
+                    ' "data": {"x": "1"}}\n'),
+])
+def test_an_identity_locates_fields_like_its_document(tmp_path: Path, name: str,
+                                                      content: str) -> None:
+    """Documents cross from the check helper without their text; a finding about one of
+    them still names the field's own line, read from the file again."""
+    from generator.check.documents import read_files
+
+    (tmp_path / name).write_text(content)
+    documents, _ = read_files(str(tmp_path), str(tmp_path), [name])
+    whole = documents[-1]
+    cut = whole.identity()
+    assert cut.text == "" and cut.name == "b"
+    assert cut.line_of(("data", "x")) == whole.line_of(("data", "x")) > whole.line

@@ -157,7 +157,6 @@ _HEADER = re.compile(r"(?:#[^\n]*\n)+")
 _SPECIAL = re.compile(r"[!&*%<\x85\u2028\u2029\ufeff]")
 # a plain token the two read differently: a YAML 1.1 boolean, a number-like token that is
 # not a plain decimal (dates, octal, 1e3, 1_000, 10:30, .5, _1...), YAML 1.1's value key '='
-# (the lookahead first: most delimiters are indentation, and fail there at once)
 _RISKY_TOKEN = re.compile(rf"[\s\[{{,:](?=[yYnNoO=+._0-9-])(?:(?i:y|n|yes|no|on|off){_END}"
                           rf"|(?!{_PURE_NUMBER}{_END})[-+]?[._0-9]|={_END})")
 # block nesting the fast path declines (about a level per character of indentation)
@@ -165,12 +164,24 @@ _DEEP_FOR_FAST = re.compile(rf"^[ \t?-]{{{MAX_DEPTH},}}", re.M)
 _DECLINED = object()
 
 
-def _nowhere(pattern: re.Pattern[str], text: str) -> bool:
-    """The pattern is nowhere outside quoted strings and comments: a cheap look at the raw
-    text after its leading comment block (the header of generated files) first."""
-    header = _HEADER.match(text)
-    body = text[header.end() - 1:] if header else "\n" + text
-    return not pattern.search(body) or not pattern.search("\n" + _SET_ASIDE.sub(" ", text))
+def _has_special(text: str) -> bool:
+    if not text.isascii() and _SPECIAL.search(text):
+        return True
+    return "!" in text or "&" in text or "*" in text or "%" in text or "<" in text
+
+
+def _has_risky_token(text: str) -> bool:
+    return _RISKY_TOKEN.search(text) is not None
+
+
+def _plain_parts_safe(text: str, body: str) -> bool:
+    """Neither special characters nor risky tokens outside quoted strings and comments: a
+    cheap look at the body first, and only on a hit a second look at the whole text with
+    quotes and comments set aside."""
+    if not _has_special(body) and not _has_risky_token(body):
+        return True
+    plain = "\n" + _SET_ASIDE.sub(" ", text)
+    return not _has_special(plain) and not _has_risky_token(plain)
 
 
 def _one_document(text: str) -> bool:
@@ -181,12 +192,13 @@ def _one_document(text: str) -> bool:
 def _fast(text: str) -> Any:
     """The fast parser's reading of one document, or ``_DECLINED`` unless it provably means
     what PyYAML's does (and nests at most about ``MAX_DEPTH`` levels)."""
+    header = _HEADER.match(text)  # the leading comment block (generated files' header)
+    body = text[header.end() - 1:] if header else "\n" + text  # what is left to parse
     if _fast_parser is None or not _one_document(text) or _DEEP_FOR_FAST.search(text) \
-            or may_be_too_deep(text, block=False) or not _nowhere(_SPECIAL, text) \
-            or not _nowhere(_RISKY_TOKEN, text):
+            or may_be_too_deep(text, block=False) or not _plain_parts_safe(text, body):
         return _DECLINED
     try:
-        return _fast_parser.loads(text)
+        return _fast_parser.loads(body)
     except Exception:
         return _DECLINED
 

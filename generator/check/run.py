@@ -134,7 +134,7 @@ class _Checker:
     def __init__(self, options: CheckOptions) -> None:
         self.options = options
         self.store = SchemaStore(options.kubernetes_version, options.schema_locations,
-                                 options.crds)
+                                 options.crds, kubeconform.cache_root())
         self.chart = ChartValues.load(options.k10_chart) if options.k10_chart else None
 
     def document(self, doc: Document) -> list[Problem]:

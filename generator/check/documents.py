@@ -11,11 +11,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from generator import fastyaml
 from generator.errors import InvalidInput
 from generator.problems import Problem, RuleId, object_problem
+from generator.yamllimits import TooDeep, TooLarge, may_be_too_deep
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -234,7 +233,7 @@ _JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 def json_documents(text: str) -> list[tuple[int, str, Any]] | None:
     """A JSON file's objects (kubectl reads a stream of them), or None to read it as YAML
     (which also names what is wrong: a duplicate key, too deep a nesting...)."""
-    if fastyaml.may_be_too_deep(text):
+    if may_be_too_deep(text):
         return None
     out: list[tuple[int, str, Any]] = []
     index = len(text) - len(text.lstrip())
@@ -248,6 +247,22 @@ def json_documents(text: str) -> list[tuple[int, str, Any]] | None:
     return out
 
 
+def _yaml_problem(error: Exception, shown: str, line: int, chunk: str) -> Problem:
+    """The finding for a document PyYAML refused (the exact reader is loaded by then); any
+    other error is raised again."""
+    from generator import yaml11
+
+    if isinstance(error, yaml11.MarkedYAMLError):
+        mark = error.problem_mark
+        where = line - _leading_lines(chunk) + mark.line if mark else line
+        return object_problem(shown, where, "", "", f"invalid YAML: {error.problem}",
+                              rule="yaml")
+    if isinstance(error, yaml11.YAMLError):
+        return object_problem(shown, line, "", "", "invalid YAML: "
+                              + " ".join(str(error).split())[:300], rule="yaml")
+    raise error
+
+
 def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
            ) -> tuple[list[Document], list[Problem]]:
     documents: list[Document] = []
@@ -258,22 +273,15 @@ def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
     for line, chunk in split_documents(text) if objects is None else ():
         try:
             data = parsed[chunk] if chunk in parsed else fastyaml.load(chunk)
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark
-            where = line - _leading_lines(chunk) + mark.line if mark else line
-            findings.append(object_problem(shown, where, "", "", f"invalid YAML: {e.problem}",
-                                           rule="yaml"))
-            continue
-        except yaml.YAMLError as e:
-            findings.append(object_problem(shown, line, "", "", "invalid YAML: "
-                                           + " ".join(str(e).split())[:300], rule="yaml"))
-            continue
-        except fastyaml.TooDeep as e:
+        except TooDeep as e:
             findings.append(object_problem(shown, line - _leading_lines(chunk) + e.line, "", "",
                                            str(e), rule="size"))
             continue
-        except fastyaml.TooLarge as e:
+        except TooLarge as e:
             findings.append(object_problem(shown, line, "", "", str(e), rule="size"))
+            continue
+        except Exception as e:  # only YAML errors become findings: the others are raised again
+            findings.append(_yaml_problem(e, shown, line, chunk))
             continue
         parsed[chunk] = data
         if data is not None:

@@ -12,9 +12,6 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from generator import fastyaml
 from generator.check.documents import (
     KUSTOMIZATION_FILES,
     Document,
@@ -27,6 +24,7 @@ from generator.errors import EnvironmentFailure
 from generator.merge import deep_merge
 from generator.problems import Problem
 from generator.resources import load_schema
+from generator.yamllimits import TooLarge
 
 ALLOW_PLAINTEXT = "k10fleet.io/allow-plaintext"
 VALUES_FILE = "k10-values.yaml"
@@ -178,6 +176,8 @@ class ChartValues:
         path = Path(location)
         schema_file = path / "values.schema.json" if path.is_dir() else path
         values_file = schema_file.parent / "values.yaml"
+        import yaml  # --k10-chart only
+
         try:
             schema = json.loads(schema_file.read_text(encoding="utf-8"))
             defaults = (yaml.safe_load(values_file.read_text(encoding="utf-8")) or {}
@@ -314,13 +314,15 @@ def kustomization_findings(doc: Document, root: str, already_read: set[str]
 
 def _parse_findings(finding: partial[Problem], field: str, entry: str, target: str
                     ) -> Iterator[Problem]:
+    from generator import yaml11  # a file no check above read: rare
+
     try:
         text = read_text(target)
-        fastyaml.check_depth(text)
-        list(yaml.load_all(text, Loader=yaml.CSafeLoader))
+        yaml11.check_depth(text)
+        yaml11.load_all(text)
     except Unreadable as e:
         yield finding(f"{field} lists {cut(entry)!r}: {e}", path=(field,))
-    except (yaml.YAMLError, fastyaml.TooLarge) as e:
+    except (yaml11.YAMLError, TooLarge) as e:
         reason = getattr(e, "problem", None) or e
         yield finding(f"{field} lists {cut(entry)!r}, which does not parse: {reason}",
                       path=(field,))

@@ -54,15 +54,18 @@ class Document:
         self.name = name if isinstance(name, str) else ""
 
     def identity(self) -> Document:
-        """This document with its data cut to what reports need (kind, name, sops block)
-        and without its text (read again if a field must be located): cheap to send from a
-        helper process."""
-        if not isinstance(self.data, dict):
-            return Document(self.file, self.rel, self.line, "", None, self.at)
-        stub = {k: self.data[k] for k in _STUB_KEYS if k in self.data}
-        if self.name:
-            stub["metadata"] = {"name": self.name}
-        return Document(self.file, self.rel, self.line, "", stub, self.at)
+        """This document, its data cut (in place) to what reports need (kind, name, sops
+        block) and its text dropped (read again if a field must be located): cheap to send
+        from a helper process. Call it when the document has been checked."""
+        if isinstance(self.data, dict):
+            stub = {k: self.data[k] for k in _STUB_KEYS if k in self.data}
+            if self.name:
+                stub["metadata"] = {"name": self.name}
+            self.data = stub
+        else:
+            self.data = None
+        self.text = ""
+        return self
 
     def _own_text(self) -> str:
         """The document's text; an identity (which has none) finds it in its file again."""

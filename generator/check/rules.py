@@ -274,10 +274,15 @@ def _missing_entry(target: str, entry: str) -> str:
 
 def _local_entries(doc: Document, root: str) -> Iterator[tuple[str, str, str, str]]:
     """(field, entry, path, path relative to root) of every local path a kustomization lists."""
-    base = os.path.join(root, os.path.dirname(doc.rel))
+    folder = os.path.dirname(doc.rel)
+    base = os.path.join(root, folder)
     prefix = os.path.join(root, "")
     for field, entry in _listed_paths(doc.data):
         if _REMOTE.match(entry):
+            continue
+        if "/" not in entry and entry not in (".", "..", ""):  # a file beside it: the most
+            rel = f"{folder}/{entry}" if folder else entry   # common entry, no path to clean
+            yield field, entry, prefix + rel, rel
             continue
         target = os.path.normpath(os.path.join(base, entry))
         rel = (target[len(prefix):] if target.startswith(prefix)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -341,11 +343,31 @@ def _start_kubeconform(options: CheckOptions, store: SchemaStore,
                                                          locations))
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a check builds its documents: they are all alive
+    until the report, and the collector's passes over them cost more than a quarter of a
+    10,000-cluster check (measured: parent 3.3-3.9 s of CPU with it, 2.65-2.9 s without)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def run_check(options: CheckOptions, progress: Callable[[int, int], None] | None = None,
               known: Mapping[str, bytes] | None = None) -> CheckReport:
     """Check the tree at ``options.root``; findings are data, nothing is printed.
     ``known``: files (relative path -> bytes) already read and proven equal to what is on
     disk, by ``render --check`` in ``k10fleet ci``; they are not read again."""
+    with _collector_paused():
+        return _run_check(options, progress, known)
+
+
+def _run_check(options: CheckOptions, progress: Callable[[int, int], None] | None,
+               known: Mapping[str, bytes] | None) -> CheckReport:
     root = options.root
     if not os.path.isdir(root):
         raise UsageFailure(f"{root} is not a directory")

@@ -31,7 +31,9 @@ _END = r"(?=:?(?:\s|$)|[\]},])"
 _PURE_NUMBER = r"(?:-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?|[0-9]{1,9}(?:\.[0-9]{1,9}){2,})"
 
 
-_HEADER = re.compile(r"(?:#[^\n]*\n)+")
+# whole-line comments at the start (a carriage return or a YAML 1.1 line break ends a
+# comment: what follows it is content)
+_HEADER = re.compile("(?:#[^\n\r\x85\u2028\u2029]*\n)+")
 # tags, anchors, aliases, directives, merge keys, and the line breaks only YAML 1.1 knows
 _SPECIAL = re.compile(r"[!&*%<\x85\u2028\u2029\ufeff]")
 # a plain token the two read differently: a YAML 1.1 boolean, a number-like token that is
@@ -68,11 +70,17 @@ def _one_document(text: str) -> bool:
     return "\n---" not in text and "\n..." not in text and not text.startswith("...")
 
 
+def header_end(text: str) -> int:
+    """Where the leading block of whole-line comments (generated files' header) ends."""
+    header = _HEADER.match(text)
+    return header.end() if header else 0
+
+
 def _fast(text: str) -> Any:
     """The fast parser's reading of one document, or ``_DECLINED`` unless it provably means
     what PyYAML's does (and nests at most about ``MAX_DEPTH`` levels)."""
-    header = _HEADER.match(text)  # the leading comment block (generated files' header)
-    body = text[header.end() - 1:] if header else "\n" + text  # what is left to parse
+    end = header_end(text)  # the leading comment block (generated files' header) left out
+    body = text[end - 1:] if end else "\n" + text
     if _fast_parser is None or not _one_document(text) or _DEEP_FOR_FAST.search(text) \
             or may_be_too_deep(text, block=False) or not _plain_parts_safe(text, body):
         return _DECLINED

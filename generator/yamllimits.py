@@ -9,8 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# quoted strings and comments, set aside before looking at the plain parts of a text
-SET_ASIDE = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\n]|\'\')*\'|(?:^|[ \t])#[^\n]*', re.M)
+# quoted strings and comments, set aside before looking at the plain parts of a text; none
+# crosses a line break (a carriage return or YAML 1.1's NEL, LS and PS included): past one,
+# a comment has ended, and a quote may have been an apostrophe in a plain scalar
+SET_ASIDE = re.compile('"(?:[^"\\\\\n\r\x85\u2028\u2029]|\\\\[^\n\r\x85\u2028\u2029])*"'
+                       "|'(?:[^'\n\r\x85\u2028\u2029]|'')*'"
+                       "|(?:^|[ \t])#[^\n\r\x85\u2028\u2029]*", re.M)
 
 
 class TooLarge(Exception):

@@ -275,7 +275,8 @@ def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
         documents.extend(expand_lists(Document(shown, rel, line, chunk, data)))
     for line, chunk in split_documents(text) if objects is None else ():
         try:
-            data = parsed[chunk] if chunk in parsed else fastyaml.load(chunk)
+            body = chunk[fastyaml.header_end(chunk):]  # the same, whatever the comments say
+            data = parsed[body] if body in parsed else fastyaml.load(chunk)
         except TooDeep as e:
             findings.append(object_problem(shown, line - _leading_lines(chunk) + e.line, "", "",
                                            str(e), rule="size"))
@@ -286,7 +287,7 @@ def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
         except Exception as e:  # only YAML errors become findings: the others are raised again
             findings.append(_yaml_problem(e, shown, line, chunk))
             continue
-        parsed[chunk] = data
+        parsed[body] = data
         if data is not None:
             documents.extend(expand_lists(Document(shown, rel, line, chunk, data)))
     return documents, findings
@@ -299,7 +300,9 @@ def read_files(root: str, shown_root: str, rels: list[str],
     known = known or {}
     documents: list[Document] = []
     findings: list[Problem] = []
-    parsed: dict[str, Any] = {}  # identical documents (common in fleets) are parsed once
+    # documents identical but for a leading comment (common in fleets: the header names the
+    # cluster) are parsed once
+    parsed: dict[str, Any] = {}
     root, shown_root = os.path.join(root, ""), os.path.join(shown_root, "")
     for rel in rels:
         shown = shown_root + rel

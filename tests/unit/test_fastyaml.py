@@ -58,7 +58,7 @@ def test_random_documents_agree() -> None:
         assert repr(fast) == repr(reference), (text, reference, fast)
 
 
-RISKY_ALPHABET = "_0123456789.+-eExXoObB:aAnNyYsS~=<! '\"\t"
+RISKY_ALPHABET = "_0123456789.+-eExXoObB:aAnNyYsS~=<! '\"\t\r#"
 TEMPLATES = ("k: {t}\n", "- {t}\n", "{t}: v\n", "[{t}, 1]\n", "{{a: {t}}}\n", "k: '{t}'\n",
              'k: "1"\nj: {t}\n')
 
@@ -76,6 +76,14 @@ def test_random_number_like_tokens_agree() -> None:
             reference, fast = both(text)
             assert repr(fast) == repr(reference), (text, reference, fast)
     assert taken > 1500  # the fast path was really exercised
+
+
+@pytest.mark.parametrize("text", ["# c\rkey: yes\n", "# c\x85key: yes\n", "# c\u2028k: 1\n",
+                                  "# a\n# b\rk: v\n", "# a\n#\n---\nk: on\n",
+                                  "a: it's\rb: yes\rc: it's\n", 'a: "x\rb: on\r"\n'])
+def test_a_line_break_inside_a_header_comment_is_content(text: str) -> None:
+    reference, fast = both(text)
+    assert repr(fast) == repr(reference) and reference not in (None, ("error", "ScannerError"))
 
 
 def test_quoted_look_alikes_keep_the_fast_path() -> None:

@@ -7,6 +7,7 @@ external tool or file system failure.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import sys
@@ -303,6 +304,7 @@ def check(directory: str | None, output_format: str, **params: Any) -> None:
     --fleet)."""
     from generator.check.run import run_check
 
+    gc.disable()  # a short-lived process: see run_check; nothing it makes needs a cycle pass
     fleet = params.get("fleet")
     if directory is None and fleet:
         from generator import pipeline  # only then: a plain check loads no renderer

@@ -9,6 +9,7 @@ import re
 import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from generator import fastyaml
@@ -121,6 +122,9 @@ def tree_files(root: str) -> Iterator[str]:
     return (rel for rel, _ in tree_entries(root))
 
 
+_BY_NAME = attrgetter("name")
+
+
 def tree_entries(root: str) -> Iterator[tuple[str, bool]]:
     """(path, is it a regular file?) of ``tree_files``, from the folder listings alone (no
     stat per file); folders are walked with a stack of their own, however deep."""
@@ -129,7 +133,7 @@ def tree_entries(root: str) -> Iterator[tuple[str, bool]]:
         rel = pending.pop()
         try:
             with os.scandir(os.path.join(root, rel) if rel else root) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+                entries = sorted(listing, key=_BY_NAME)
         except OSError:
             continue
         folders = []

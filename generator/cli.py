@@ -123,6 +123,14 @@ def _print_version(ctx: click.Context, value: bool) -> None:
     ctx.exit()
 
 
+def run() -> None:
+    """The ``k10fleet`` process: the cyclic garbage collector stays off (a short-lived
+    process whose objects all live to the end: its passes cost a quarter of a 10,000-cluster
+    check, and the peak memory of a 10,000-cluster render is the same without it)."""
+    gc.disable()
+    main(prog_name="k10fleet")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=lambda ctx, _param, value: _print_version(ctx, value),
@@ -304,7 +312,6 @@ def check(directory: str | None, output_format: str, **params: Any) -> None:
     --fleet)."""
     from generator.check.run import run_check
 
-    gc.disable()  # a short-lived process: see run_check; nothing it makes needs a cycle pass
     fleet = params.get("fleet")
     if directory is None and fleet:
         from generator import pipeline  # only then: a plain check loads no renderer

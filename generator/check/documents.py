@@ -8,14 +8,14 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
-
-import yaml
 
 from generator import fastyaml
 from generator.errors import InvalidInput
 from generator.problems import Problem, RuleId, object_problem
+from generator.yamllimits import TooDeep, TooLarge, may_be_too_deep
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -40,31 +40,46 @@ class Document:
     data: Any
     at: tuple[str | int, ...] = ()  # where this object sits in its document (List items)
 
-    @property
-    def kind(self) -> str:
-        value = self.data.get("kind") if isinstance(self.data, dict) else None
-        return value if isinstance(value, str) else ""
+    kind: str = field(init=False, repr=False)
+    api_version: str = field(init=False, repr=False)
+    name: str = field(init=False, repr=False)
 
-    @property
-    def api_version(self) -> str:
-        value = self.data.get("apiVersion") if isinstance(self.data, dict) else None
-        return value if isinstance(value, str) else ""
-
-    @property
-    def name(self) -> str:
-        meta = self.data.get("metadata") if isinstance(self.data, dict) else None
-        value = meta.get("name") if isinstance(meta, dict) else None
-        return value if isinstance(value, str) else ""
+    def __post_init__(self) -> None:
+        """kind, apiVersion and metadata.name, each '' unless a string (read once: every
+        rule asks)."""
+        data = self.data if isinstance(self.data, dict) else {}
+        kind, api_version, meta = data.get("kind"), data.get("apiVersion"), data.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        self.kind = kind if isinstance(kind, str) else ""
+        self.api_version = api_version if isinstance(api_version, str) else ""
+        self.name = name if isinstance(name, str) else ""
 
     def identity(self) -> Document:
-        """This document with its data cut to what reports need (kind, name, sops block):
-        cheap to send from a helper process."""
-        if not isinstance(self.data, dict):
-            return Document(self.file, self.rel, self.line, self.text, None, self.at)
-        stub = {k: self.data[k] for k in _STUB_KEYS if k in self.data}
-        if self.name:
-            stub["metadata"] = {"name": self.name}
-        return Document(self.file, self.rel, self.line, self.text, stub, self.at)
+        """This document, its data cut (in place) to what reports need (kind, name, sops
+        block) and its text dropped (read again if a field must be located): cheap to send
+        from a helper process. Call it when the document has been checked."""
+        if isinstance(self.data, dict):
+            stub = {k: self.data[k] for k in _STUB_KEYS if k in self.data}
+            if self.name:
+                stub["metadata"] = {"name": self.name}
+            self.data = stub
+        else:
+            self.data = None
+        self.text = ""
+        return self
+
+    def _own_text(self) -> str:
+        """The document's text; an identity (which has none) finds it in its file again."""
+        if self.text:
+            return self.text
+        try:
+            text = read_text(self.file)
+        except Unreadable:
+            return ""
+        objects = json_documents(text) if self.rel.endswith(".json") else None
+        pieces = ([(line, chunk) for line, chunk, _ in objects] if objects is not None
+                  else split_documents(text))
+        return next((chunk for line, chunk in pieces if line == self.line), "")
 
     def line_of(self, path: tuple[str | int, ...]) -> int:
         """Line of a field inside this document (falls back to the document's start)."""
@@ -73,12 +88,15 @@ class Document:
             return self.line
         from generator.fleet.loader import LoadLimits, load_yaml_bytes  # only to locate
 
+        text = self._own_text()
+        if not text:
+            return self.line
         try:
-            marked = load_yaml_bytes(self.text.encode(), self.file, LoadLimits())
+            marked = load_yaml_bytes(text.encode(), self.file, LoadLimits())
         except InvalidInput:  # locating is best effort; the finding stands
             return self.line
         line, _ = marked.locate(tuple(str(p) if not isinstance(p, int) else p for p in path))
-        return self.line + line - 1 - _leading_lines(self.text)
+        return self.line + line - 1 - _leading_lines(text)
 
     def finding(self, message: str, *, path: tuple[str | int, ...] = (), level: str = "error",
                 source: str = "k10fleet", pointer: str = "", rule: RuleId = "objects"
@@ -87,25 +105,24 @@ class Document:
                               level, source, pointer, rule=rule)
 
 
+# blank lines, comment lines and ``---`` marker lines, from the start
+_LEADING = re.compile(r"(?:[^\S\n]*(?:#[^\n]*)?(?:\n|\Z)|---(?:[ \t][^\n]*)?(?:\n|\Z))*")
+
+
 def _leading_lines(text: str) -> int:
     """Lines before the first content line (comments, blanks, the ``---`` marker)."""
-    count = position = 0
-    while position < len(text):
-        end = text.find("\n", position)
-        end = len(text) if end < 0 else end
-        line = text[position:end]
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#") and not _DOC_START.match(line):
-            break
-        count += 1
-        position = end + 1
-    return count
+    end = _LEADING.match(text).end()  # type: ignore[union-attr]  # it matches '' at least
+    lines = text.count("\n", 0, end)
+    return lines + 1 if end == len(text) and text and not text.endswith("\n") else lines
 
 
 def tree_files(root: str) -> Iterator[str]:
     """YAML and JSON files under root in a stable order (hidden files too: kustomize reads
     them), skipping hidden folders such as .git and k10fleet's own bookkeeping."""
     return (rel for rel, _ in tree_entries(root))
+
+
+_BY_NAME = attrgetter("name")
 
 
 def tree_entries(root: str) -> Iterator[tuple[str, bool]]:
@@ -116,7 +133,7 @@ def tree_entries(root: str) -> Iterator[tuple[str, bool]]:
         rel = pending.pop()
         try:
             with os.scandir(os.path.join(root, rel) if rel else root) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+                entries = sorted(listing, key=_BY_NAME)
         except OSError:
             continue
         folders = []
@@ -223,7 +240,7 @@ _JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 def json_documents(text: str) -> list[tuple[int, str, Any]] | None:
     """A JSON file's objects (kubectl reads a stream of them), or None to read it as YAML
     (which also names what is wrong: a duplicate key, too deep a nesting...)."""
-    if fastyaml.may_be_too_deep(text):
+    if may_be_too_deep(text):
         return None
     out: list[tuple[int, str, Any]] = []
     index = len(text) - len(text.lstrip())
@@ -237,6 +254,22 @@ def json_documents(text: str) -> list[tuple[int, str, Any]] | None:
     return out
 
 
+def _yaml_problem(error: Exception, shown: str, line: int, chunk: str) -> Problem:
+    """The finding for a document PyYAML refused (the exact reader is loaded by then); any
+    other error is raised again."""
+    from generator import yaml11
+
+    if isinstance(error, yaml11.MarkedYAMLError):
+        mark = error.problem_mark
+        where = line - _leading_lines(chunk) + mark.line if mark else line
+        return object_problem(shown, where, "", "", f"invalid YAML: {error.problem}",
+                              rule="yaml")
+    if isinstance(error, yaml11.YAMLError):
+        return object_problem(shown, line, "", "", "invalid YAML: "
+                              + " ".join(str(error).split())[:300], rule="yaml")
+    raise error
+
+
 def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
            ) -> tuple[list[Document], list[Problem]]:
     documents: list[Document] = []
@@ -246,25 +279,19 @@ def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
         documents.extend(expand_lists(Document(shown, rel, line, chunk, data)))
     for line, chunk in split_documents(text) if objects is None else ():
         try:
-            data = parsed[chunk] if chunk in parsed else fastyaml.load(chunk)
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark
-            where = line - _leading_lines(chunk) + mark.line if mark else line
-            findings.append(object_problem(shown, where, "", "", f"invalid YAML: {e.problem}",
-                                           rule="yaml"))
-            continue
-        except yaml.YAMLError as e:
-            findings.append(object_problem(shown, line, "", "", "invalid YAML: "
-                                           + " ".join(str(e).split())[:300], rule="yaml"))
-            continue
-        except fastyaml.TooDeep as e:
+            body = chunk[fastyaml.header_end(chunk):]  # the same, whatever the comments say
+            data = parsed[body] if body in parsed else fastyaml.load(chunk)
+        except TooDeep as e:
             findings.append(object_problem(shown, line - _leading_lines(chunk) + e.line, "", "",
                                            str(e), rule="size"))
             continue
-        except fastyaml.TooLarge as e:
+        except TooLarge as e:
             findings.append(object_problem(shown, line, "", "", str(e), rule="size"))
             continue
-        parsed[chunk] = data
+        except Exception as e:  # only YAML errors become findings: the others are raised again
+            findings.append(_yaml_problem(e, shown, line, chunk))
+            continue
+        parsed[body] = data
         if data is not None:
             documents.extend(expand_lists(Document(shown, rel, line, chunk, data)))
     return documents, findings
@@ -277,7 +304,9 @@ def read_files(root: str, shown_root: str, rels: list[str],
     known = known or {}
     documents: list[Document] = []
     findings: list[Problem] = []
-    parsed: dict[str, Any] = {}  # identical documents (common in fleets) are parsed once
+    # documents identical but for a leading comment (common in fleets: the header names the
+    # cluster) are parsed once
+    parsed: dict[str, Any] = {}
     root, shown_root = os.path.join(root, ""), os.path.join(shown_root, "")
     for rel in rels:
         shown = shown_root + rel

@@ -12,9 +12,6 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from generator import fastyaml
 from generator.check.documents import (
     KUSTOMIZATION_FILES,
     Document,
@@ -27,6 +24,7 @@ from generator.errors import EnvironmentFailure
 from generator.merge import deep_merge
 from generator.problems import Problem
 from generator.resources import load_schema
+from generator.yamllimits import TooLarge
 
 ALLOW_PLAINTEXT = "k10fleet.io/allow-plaintext"
 VALUES_FILE = "k10-values.yaml"
@@ -178,6 +176,8 @@ class ChartValues:
         path = Path(location)
         schema_file = path / "values.schema.json" if path.is_dir() else path
         values_file = schema_file.parent / "values.yaml"
+        import yaml  # --k10-chart only
+
         try:
             schema = json.loads(schema_file.read_text(encoding="utf-8"))
             defaults = (yaml.safe_load(values_file.read_text(encoding="utf-8")) or {}
@@ -272,9 +272,28 @@ def _missing_entry(target: str, entry: str) -> str:
     return ""
 
 
-def kustomization_findings(doc: Document, root: str, engine: str, encrypted_files: set[str],
-                           already_read: set[str]) -> Iterator[Problem]:
-    """Every listed file exists and parses; Argo CD never gets an encrypted Secret as-is."""
+def _local_entries(doc: Document, root: str) -> Iterator[tuple[str, str, str, str]]:
+    """(field, entry, path, path relative to root) of every local path a kustomization lists."""
+    folder = os.path.dirname(doc.rel)
+    base = os.path.join(root, folder)
+    prefix = os.path.join(root, "")
+    for field, entry in _listed_paths(doc.data):
+        if _REMOTE.match(entry):
+            continue
+        if "/" not in entry and entry not in (".", "..", ""):  # a file beside it: the most
+            rel = f"{folder}/{entry}" if folder else entry   # common entry, no path to clean
+            yield field, entry, prefix + rel, rel
+            continue
+        target = os.path.normpath(os.path.join(base, entry))
+        rel = (target[len(prefix):] if target.startswith(prefix)
+               else os.path.relpath(target, root)).replace(os.sep, "/")
+        yield field, entry, target, rel
+
+
+def kustomization_findings(doc: Document, root: str, already_read: set[str]
+                           ) -> Iterator[Problem]:
+    """Every listed file exists and parses (``already_read``: files known to exist and to
+    have been parsed, or reported, already); no Secret is generated from plaintext."""
     finding = partial(doc.finding, rule="kustomization")
     if not isinstance(doc.data, dict):
         return
@@ -286,34 +305,41 @@ def kustomization_findings(doc: Document, root: str, engine: str, encrypted_file
         yield finding(f"secretGenerator {name!r} builds a Secret from plaintext kept in "
                           "Git; use a SOPS-encrypted Secret (KSOPS / Flux decryption) instead",
                           path=("secretGenerator",))
-    base = os.path.join(root, os.path.dirname(doc.rel))
-    prefix = os.path.join(root, "")
-    for field, entry in _listed_paths(doc.data):
-        if _REMOTE.match(entry):
+    for field, entry, target, rel in _local_entries(doc, root):
+        if rel in already_read:  # a file read above exists and is regular: no stat
             continue
-        target = os.path.normpath(os.path.join(base, entry))
-        rel = (target[len(prefix):] if target.startswith(prefix)
-               else os.path.relpath(target, root)).replace(os.sep, "/")
-        if rel not in already_read:  # a file read above exists and is regular: no stat
-            problem = _missing_entry(target, entry)
-            if problem == "directory":
-                continue
-            if problem:
+        problem = _missing_entry(target, entry)
+        if problem:
+            if problem != "directory":
                 yield finding(f"{field} lists {problem}", path=(field,))
-                continue
-        if field == "resources" and engine == "argocd" and rel in encrypted_files:
-            yield finding(f"resources lists {cut(entry)!r}, a SOPS-encrypted Secret: Argo CD "
-                              "would apply it still encrypted; name it in a KSOPS generator "
-                              "instead",
-                              path=(field,))
-        if entry.endswith((".yaml", ".yml")) and rel not in already_read:
-            try:
-                text = read_text(target)
-                fastyaml.check_depth(text)
-                list(yaml.load_all(text, Loader=yaml.CSafeLoader))
-            except Unreadable as e:
-                yield finding(f"{field} lists {cut(entry)!r}: {e}", path=(field,))
-            except (yaml.YAMLError, fastyaml.TooLarge) as e:
-                reason = getattr(e, "problem", None) or e
-                yield finding(f"{field} lists {cut(entry)!r}, which does not parse: "
-                                  f"{reason}", path=(field,))
+            continue
+        if entry.endswith((".yaml", ".yml")):
+            yield from _parse_findings(finding, field, entry, target)
+
+
+def _parse_findings(finding: partial[Problem], field: str, entry: str, target: str
+                    ) -> Iterator[Problem]:
+    from generator import yaml11  # a file no check above read: rare
+
+    try:
+        text = read_text(target)
+        yaml11.check_depth(text)
+        yaml11.load_all(text)
+    except Unreadable as e:
+        yield finding(f"{field} lists {cut(entry)!r}: {e}", path=(field,))
+    except (yaml11.YAMLError, TooLarge) as e:
+        reason = getattr(e, "problem", None) or e
+        yield finding(f"{field} lists {cut(entry)!r}, which does not parse: {reason}",
+                      path=(field,))
+
+
+def encrypted_resource_findings(doc: Document, root: str, encrypted_files: set[str]
+                                ) -> Iterator[Problem]:
+    """Argo CD never gets an encrypted Secret as-is (for a tree Argo CD applies)."""
+    if not isinstance(doc.data, dict):
+        return
+    for field, entry, _, rel in _local_entries(doc, root):
+        if field == "resources" and rel in encrypted_files:
+            yield doc.finding(f"resources lists {cut(entry)!r}, a SOPS-encrypted Secret: "
+                              "Argo CD would apply it still encrypted; name it in a KSOPS "
+                              "generator instead", path=(field,), rule="kustomization")

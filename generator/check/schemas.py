@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import importlib.util
 import json
 import os
@@ -190,8 +191,11 @@ class SchemaStore:
     """Finds and compiles the schema of each (apiVersion, kind), once."""
 
     def __init__(self, kubernetes_version: str, locations: list[str],
-                 crds: Sequence[str] = ()) -> None:
+                 crds: Sequence[str] = (), cache_root: str | None = None) -> None:
         self.kubernetes_dir = kubernetes_schema_dir(kubernetes_version)
+        # standalone copies of the core schemas, kept between runs (also kubeconform's)
+        self.standalone_dir = (standalone_dir(self.kubernetes_dir, cache_root) if cache_root
+                               else None)
         self.locations = [Path(p) for p in locations]
         self.built_in = built_in_locations()
         self.crds: dict[tuple[str, str], CrdSchema] = {}
@@ -227,8 +231,7 @@ class SchemaStore:
         if not group or group.endswith(".k8s.io") or "." not in group:
             path = self.kubernetes_dir / kind_file_name(api_version, kind)
             if path.is_file():
-                with open(path, encoding="utf-8") as handle:
-                    schema = standalone(json.load(handle), _definitions(self.kubernetes_dir))
+                schema = self._standalone(path)
                 return Validator(schema, strict_formats=True), f"kubernetes {path.parent.name}"
         crd = self.crds.get((api_version, kind))
         if crd is not None:
@@ -246,10 +249,44 @@ class SchemaStore:
         return None
 
 
+    def _standalone(self, path: Path) -> dict[str, Any]:
+        """A core kind's schema made standalone: from the cache when a run has written it
+        (the 1.3 MB of definitions are then not read), else made and written there."""
+        cached = self.standalone_dir / path.name if self.standalone_dir else None
+        if cached is not None:
+            try:
+                with open(cached, encoding="utf-8") as handle:
+                    schema: dict[str, Any] = json.load(handle)
+                return schema
+            except (OSError, ValueError):
+                pass  # not written yet (or spoilt): made again below
+        with open(path, encoding="utf-8") as handle:
+            original = json.load(handle)
+        schema = standalone(original, _definitions(self.kubernetes_dir))
+        if cached is not None and "x-kubernetes-group-version-kind" in original:
+            with contextlib.suppress(OSError):  # a read-only cache only costs time
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomically(cached, json.dumps(schema, separators=(",", ":")))
+        return schema
+
+
+def standalone_dir(schema_dir: Path, cache_root: str) -> Path:
+    """Where the standalone copies of one bundled schema folder are kept."""
+    return Path(cache_root) / f"{schema_dir.name.removesuffix('-local-strict')}-standalone-strict"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers see the old file or the whole new one (the name is unique per process: both
+    check processes may write the same kind)."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_standalone_cache(version: str, cache_root: str) -> str:
     """Standalone copies of the bundled schemas, laid out for kubeconform; returns the folder."""
     schema_dir = kubernetes_schema_dir(version)
-    target = Path(cache_root) / f"{schema_dir.name.removesuffix('-local-strict')}-standalone-strict"
+    target = standalone_dir(schema_dir, cache_root)
     marker = target / ".complete"
     if marker.is_file():
         return str(target)
@@ -262,9 +299,7 @@ def write_standalone_cache(version: str, cache_root: str) -> str:
             schema = json.load(handle)
         if "x-kubernetes-group-version-kind" not in schema:
             continue
-        body = json.dumps(standalone(schema, definitions), separators=(",", ":"))
-        tmp = target / f".{path.name}.tmp"
-        tmp.write_text(body, encoding="utf-8")
-        os.replace(tmp, target / path.name)
+        _write_atomically(target / path.name,
+                          json.dumps(standalone(schema, definitions), separators=(",", ":")))
     marker.write_text("", encoding="utf-8")
     return str(target)

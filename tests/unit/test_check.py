@@ -396,3 +396,54 @@ def test_kubeconform_findings_on_unmatched_objects_are_kept(tree: Path, tmp_path
     findings = check(tree, kubeconform=str(stand_in)).findings
     assert [f.as_text() for f in findings] == [
         f"{tree}/clusters/x.yaml:1: ConfigMap: got boolean, want string [kubeconform]"]
+
+
+def _leading_lines_by_line(text: str) -> int:
+    """The definition, one line at a time: blank, comment and ``---`` marker lines."""
+    count = position = 0
+    while position < len(text):
+        end = text.find("\n", position)
+        end = len(text) if end < 0 else end
+        stripped = text[position:end].strip()
+        marker = text.startswith("---", position) and text[position + 3:position + 4] in (
+            "", " ", "\t", "\n")
+        if stripped and not stripped.startswith("#") and not marker:
+            break
+        count += 1
+        position = end + 1
+    return count
+
+
+def test_leading_lines_agree_with_their_definition() -> None:
+    import random
+
+    from generator.check.documents import _leading_lines
+
+    rng = random.Random(5)
+    parts = ["\n", " ", "\t", "#", "# c", "---", "--- x", "---x", "a: 1", "\r", "\x85", "  #x",
+             "-- ", "----", " ---", "---\t"]
+    for _ in range(20000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 6)))
+        assert _leading_lines(text) == _leading_lines_by_line(text), repr(text)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("multi.yaml", "# c\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n"
+                   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  x: '1'\n"),
+    ("stream.json", '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}\n'
+                    '{"apiVersion": "v1", "kind": "ConfigMap",\n "metadata": {"name": "b"},\n'
+                    ' "data": {"x": "1"}}\n'),
+])
+def test_an_identity_locates_fields_like_its_document(tmp_path: Path, name: str,
+                                                      content: str) -> None:
+    """Documents cross from the check helper without their text; a finding about one of
+    them still names the field's own line, read from the file again."""
+    from generator.check.documents import read_files
+
+    (tmp_path / name).write_text(content)
+    documents, _ = read_files(str(tmp_path), str(tmp_path), [name])
+    whole = documents[-1]
+    expected = whole.line_of(("data", "x"))
+    cut = whole.identity()
+    assert cut.text == "" and cut.name == "b" and "data" not in cut.data
+    assert cut.line_of(("data", "x")) == expected > cut.line

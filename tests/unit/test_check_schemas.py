@@ -553,3 +553,25 @@ def test_check_without_crd_does_not_import_the_crd_reader(tmp_path: Path) -> Non
                             cwd=REPO, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_core_schemas_are_kept_standalone_between_runs(tmp_path: Path) -> None:
+    """The first run writes a core kind's standalone schema to the cache (kubeconform's
+    folder); the next reads it instead of the 1.3 MB of definitions; a spoilt copy is made
+    again; every run gives the same verdict."""
+    cache = tmp_path / "cache"
+    bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
+           "data": {"k": 1}}
+
+    def verdict() -> list[str]:
+        store = SchemaStore("1.32.0", [], cache_root=str(cache))
+        found = store.lookup("v1", "ConfigMap")
+        assert found is not None
+        return [e.pointer for e in found[0].errors(bad)]
+
+    first = verdict()
+    copy_of = cache / "v1.32.0-standalone-strict" / "configmap-v1.json"
+    assert first == ["/data/k"] and json.loads(copy_of.read_text())["$defs"]
+    assert verdict() == first
+    copy_of.write_text("{not json")
+    assert verdict() == first and json.loads(copy_of.read_text())["$defs"]

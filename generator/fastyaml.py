@@ -48,24 +48,34 @@ _DEEP_FIRST_LINE = re.compile(rf"[ \t?-]{{{MAX_DEPTH}}}")
 _DECLINED = object()
 
 
-def _has_special(text: str) -> bool:
+def _may_have_special(text: str) -> bool:
     if not text.isascii() and _SPECIAL.search(text):
         return True
     return "!" in text or "&" in text or "*" in text or "%" in text or "<" in text
 
 
-def _has_risky_token(text: str) -> bool:
-    return _RISKY_TOKEN.search(text) is not None
+def _real_hit(pattern: re.Pattern[str], text: str, offset: int) -> bool:
+    """Whether ``pattern`` matches outside quoted strings and comments. Each raw hit is
+    looked at again on its own line with those set aside (none of them crosses a line
+    break), so that a text full of quoted look-alikes costs a look per such line, not a pass
+    over the whole text; ``offset``: where in a match its first character of content is."""
+    position = 0
+    while (hit := pattern.search(text, position)) is not None:
+        char = hit.start() + offset
+        line_start = text.rfind("\n", 0, char) + 1
+        line_end = text.find("\n", char)
+        line_end = len(text) if line_end < 0 else line_end
+        if pattern.search(f"\n{SET_ASIDE.sub(' ', text[line_start:line_end])}\n"):
+            return True
+        position = line_end  # its newline may be where the next line's token starts
+    return False
 
 
-def _plain_parts_safe(text: str, body: str) -> bool:
-    """Neither special characters nor risky tokens outside quoted strings and comments: a
-    cheap look at the body first, and only on a hit a second look at the whole text with
-    quotes and comments set aside."""
-    if not _has_special(body) and not _has_risky_token(body):
-        return True
-    plain = "\n" + SET_ASIDE.sub(" ", text)
-    return not _has_special(plain) and not _has_risky_token(plain)
+def _plain_parts_safe(body: str) -> bool:
+    """Neither special characters nor risky tokens outside quoted strings and comments."""
+    if _may_have_special(body) and _real_hit(_SPECIAL, body, 0):
+        return False
+    return not _real_hit(_RISKY_TOKEN, body, 1)
 
 
 def _one_document(text: str) -> bool:
@@ -85,8 +95,8 @@ def _fast(text: str) -> Any:
     end = header_end(text)  # the leading comment block (generated files' header) left out
     body = text[end - 1:] if end else "\n" + text
     if _fast_parser is None or not _one_document(text) or _DEEP_LINE.search(text) \
-            or _DEEP_FIRST_LINE.match(text) \
-            or may_be_too_deep(text, block=False) or not _plain_parts_safe(text, body):
+            or _DEEP_FIRST_LINE.match(text) or not _plain_parts_safe(body) \
+            or may_be_too_deep(text, block=False):
         return _DECLINED
     try:
         return _fast_parser.loads(body)
@@ -103,13 +113,14 @@ def load_plain(text: str) -> Any:
     """The fast path alone, for callers with their own slow path (the fleet loader):
     returns None when the text is not provably safe or the fast parser declines it.
     Document markers are declined too: several documents must reach the slow path."""
-    if _DOCUMENT_MARKER.search(text):
+    if _DOCUMENT_MARKER.search("\n" + text):
         return None
     data = _fast(text)
     return None if data is _DECLINED else data
 
 
-_DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)(?:\s|$)", re.MULTILINE)
+# a marker line, found from its newline (the caller puts one before the text)
+_DOCUMENT_MARKER = re.compile(r"\n(?:---|\.\.\.)(?:\s|$)")
 
 
 def load(text: str) -> Any:

@@ -43,11 +43,23 @@ def may_be_too_deep(text: str, *, block: bool = True) -> bool:
         return True
     if text.count("[") + text.count("{") <= MAX_DEPTH:
         return False
-    depth = 0
-    for match in _BRACKET.finditer(SET_ASIDE.sub(" ", text)):
-        depth = depth + 1 if match.group() in "[{" else max(0, depth - 1)
-        if depth > MAX_DEPTH:
-            return True
+    return _flow_too_deep(text)
+
+
+def _flow_too_deep(text: str) -> bool:
+    """Flow nesting, counted on the lines that hold a bracket, each with its quoted strings
+    and comments set aside (none crosses a line break, so this is the count over the whole
+    text with them set aside, at the cost of the bracket lines alone)."""
+    depth = position = 0
+    while (hit := _BRACKET.search(text, position)) is not None:
+        line_start = text.rfind("\n", 0, hit.start()) + 1
+        line_end = text.find("\n", hit.start())
+        line_end = len(text) if line_end < 0 else line_end
+        for match in _BRACKET.finditer(SET_ASIDE.sub(" ", text[line_start:line_end])):
+            depth = depth + 1 if match.group() in "[{" else max(0, depth - 1)
+            if depth > MAX_DEPTH:
+                return True
+        position = line_end
     return False
 
 

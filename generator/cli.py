@@ -175,8 +175,9 @@ def _echo_validation(results: Sequence[Any]) -> None:
             count = len(result.fleet.clusters)
             click.echo(f"{result.file}: valid fleet {result.fleet.name} "
                        f"({count} cluster{'s' if count != 1 else ''})")
-            for cluster in result.fleet.clusters:
-                click.echo(f"  {cluster.name}: {setup_path(cluster)}")
+            if result.fleet.clusters:  # one write for all the lines (10,000 clusters: 10,000)
+                click.echo("\n".join(f"  {cluster.name}: {setup_path(cluster)}"
+                                      for cluster in result.fleet.clusters))
 
 
 @main.command()

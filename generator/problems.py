@@ -55,7 +55,8 @@ RuleId = Literal[
     "owned-values", "fips", "namespace", "tokens", "gitops", "k10multicluster", "labels",
     "selectors", "references", "credentials", "manifest",
     # rendered trees (check)
-    "objects", "plaintext-secret", "k10-values", "kustomization", "kustomize-build", "drift",
+    "objects", "object-name", "plaintext-secret", "k10-values", "kustomization",
+    "kustomize-build", "drift",
     "crd", "status", "user-file", "stale-secret",
     "chart-version",
 ]
@@ -81,7 +82,9 @@ RULES: dict[RuleId, str] = {
     "references": "policies, profiles and distributions refer to what exists",
     "credentials": "profile credentials come from a store, in a form K10 accepts",
     "manifest": "the output tree's k10fleet manifest is readable",
-    "objects": "each rendered object is valid (schema, names, readable)",
+    "objects": "each rendered object is valid (schema, readable)",
+    "object-name": "object names and data keys are ones the API server takes (warnings: "
+                   "kubeconform, whose verdict check gives, does not check them)",
     "plaintext-secret": "no Secret in the tree holds an unencrypted value",
     "k10-values": "k10-values.yaml matches the K10 chart's values",
     "kustomization": "kustomizations list files that exist and are safe",

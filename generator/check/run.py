@@ -88,7 +88,12 @@ class CheckReport:
         return len(self.findings) - self.errors
 
 
+_REFUSED = "; the API server refuses it (a warning: kubeconform does not check names)"
+
+
 def _name_findings(doc: Document) -> list[Problem]:
+    """Names and data keys the API server would refuse: warnings, so that the verdict stays
+    kubeconform's, which checks neither."""
     meta = doc.data.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
         return []
@@ -98,11 +103,14 @@ def _name_findings(doc: Document) -> list[Problem]:
     findings = []
     if rule is not None and (len(name) > 253 or not rule.match(name)):
         findings.append(doc.finding(f"metadata.name {cut(name)!r} is not a valid {doc.kind} name "
-                                    "(lower-case letters, digits, '-' and '.')",
-                                    path=("metadata", "name"), pointer="/metadata/name"))
+                                    f"(lower-case letters, digits, '-' and '.'){_REFUSED}",
+                                    path=("metadata", "name"), pointer="/metadata/name",
+                                    level="warning", rule="object-name"))
     elif rule is None and (name in (".", "..") or "/" in name or "%" in name or not name):
-        findings.append(doc.finding(f"metadata.name {cut(name)!r} is not a valid object name",
-                                    path=("metadata", "name"), pointer="/metadata/name"))
+        findings.append(doc.finding(f"metadata.name {cut(name)!r} is not a valid object name"
+                                    f"{_REFUSED}", path=("metadata", "name"),
+                                    pointer="/metadata/name", level="warning",
+                                    rule="object-name"))
     if doc.kind in ("Secret", "ConfigMap"):
         for data_field in ("data", "stringData", "binaryData"):
             values = doc.data.get(data_field)
@@ -111,7 +119,8 @@ def _name_findings(doc: Document) -> list[Problem]:
                     if not _DATA_KEY.match(str(key)):
                         findings.append(doc.finding(
                             f"{data_field} key {cut(str(key))!r} is invalid (letters, digits, "
-                            "'-', '_' and '.')", path=(data_field, str(key))))
+                            f"'-', '_' and '.'){_REFUSED}", path=(data_field, str(key)),
+                            level="warning", rule="object-name"))
     return findings
 
 

@@ -447,3 +447,14 @@ def test_an_identity_locates_fields_like_its_document(tmp_path: Path, name: str,
     cut = whole.identity()
     assert cut.text == "" and cut.name == "b" and "data" not in cut.data
     assert cut.line_of(("data", "x")) == expected > cut.line
+
+
+def test_names_the_api_server_refuses_are_warnings(tmp_path: Path) -> None:
+    """kubeconform does not check names, so they do not change the verdict; the API server
+    would refuse them, so check says so."""
+    shutil.copy(REPO / "tests/cases/check/valid/name-the-api-server-refuses.yaml", tmp_path)
+    report = run_check(CheckOptions(root=str(tmp_path), kubeconform="off", strict=True))
+    assert report.errors == 0
+    warned = {(f.rule, f.line, f.level) for f in report.findings}
+    assert warned == {("object-name", 6, "warning"), ("object-name", 10, "warning")}
+    assert all("API server refuses" in f.message for f in report.findings)

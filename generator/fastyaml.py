@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from generator.yamllimits import MAX_DEPTH, SET_ASIDE, may_be_too_deep
+from generator.yamllimits import MAX_DEPTH, may_be_too_deep, plain_lines
 
 _fast_parser: Any
 try:
@@ -55,20 +55,10 @@ def _may_have_special(text: str) -> bool:
 
 
 def _real_hit(pattern: re.Pattern[str], text: str, offset: int) -> bool:
-    """Whether ``pattern`` matches outside quoted strings and comments. Each raw hit is
-    looked at again on its own line with those set aside (none of them crosses a line
-    break), so that a text full of quoted look-alikes costs a look per such line, not a pass
-    over the whole text; ``offset``: where in a match its first character of content is."""
-    position = 0
-    while (hit := pattern.search(text, position)) is not None:
-        char = hit.start() + offset
-        line_start = text.rfind("\n", 0, char) + 1
-        line_end = text.find("\n", char)
-        line_end = len(text) if line_end < 0 else line_end
-        if pattern.search(f"\n{SET_ASIDE.sub(' ', text[line_start:line_end])}\n"):
-            return True
-        position = line_end  # its newline may be where the next line's token starts
-    return False
+    """Whether ``pattern`` matches outside quoted strings and comments: each raw hit is
+    looked at again on its own line, so that a text full of quoted look-alikes costs a look
+    per such line, not a pass over the whole text."""
+    return any(pattern.search(f"\n{line}\n") for line in plain_lines(pattern, text, offset))
 
 
 def _plain_parts_safe(body: str) -> bool:

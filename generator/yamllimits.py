@@ -7,6 +7,7 @@ A leaf module (no YAML library): the fast reader (``fastyaml``) and the exact on
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 # quoted strings and comments, set aside before looking at the plain parts of a text; none
@@ -46,20 +47,30 @@ def may_be_too_deep(text: str, *, block: bool = True) -> bool:
     return _flow_too_deep(text)
 
 
-def _flow_too_deep(text: str) -> bool:
-    """Flow nesting, counted on the lines that hold a bracket, each with its quoted strings
-    and comments set aside (none crosses a line break, so this is the count over the whole
-    text with them set aside, at the cost of the bracket lines alone)."""
-    depth = position = 0
-    while (hit := _BRACKET.search(text, position)) is not None:
-        line_start = text.rfind("\n", 0, hit.start()) + 1
-        line_end = text.find("\n", hit.start())
+def plain_lines(pattern: re.Pattern[str], text: str, offset: int = 0) -> Iterator[str]:
+    """Each line of ``text`` where ``pattern`` has a raw match, with its quoted strings and
+    comments set aside. None of those crosses a line break, so these are the lines of the
+    whole text set aside that can matter, at the cost of those lines alone; ``offset``: where
+    in a match its first character of content is (a token's match starts at the delimiter
+    before it, which may be the newline ending the line before)."""
+    position = 0
+    while (hit := pattern.search(text, position)) is not None:
+        char = hit.start() + offset
+        line_start = text.rfind("\n", 0, char) + 1
+        line_end = text.find("\n", char)
         line_end = len(text) if line_end < 0 else line_end
-        for match in _BRACKET.finditer(SET_ASIDE.sub(" ", text[line_start:line_end])):
+        yield SET_ASIDE.sub(" ", text[line_start:line_end])
+        position = line_end  # its newline may be where the next line's token starts
+
+
+def _flow_too_deep(text: str) -> bool:
+    """Flow nesting, counted on the lines that hold a bracket."""
+    depth = 0
+    for line in plain_lines(_BRACKET, text):
+        for match in _BRACKET.finditer(line):
             depth = depth + 1 if match.group() in "[{" else max(0, depth - 1)
             if depth > MAX_DEPTH:
                 return True
-        position = line_end
     return False
 
 

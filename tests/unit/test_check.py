@@ -458,3 +458,57 @@ def test_names_the_api_server_refuses_are_warnings(tmp_path: Path) -> None:
     warned = {(f.rule, f.line, f.level) for f in report.findings}
     assert warned == {("object-name", 6, "warning"), ("object-name", 10, "warning")}
     assert all("API server refuses" in f.message for f in report.findings)
+
+
+def test_a_check_pauses_the_collector_and_gives_it_back(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from generator.check import run as check_run
+
+    seen: list[bool] = []
+    real = check_run._check_files
+    monkeypatch.setattr(check_run, "_check_files",
+                        lambda *a: (seen.append(gc.isenabled()), real(*a))[1])
+    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n")
+    assert gc.isenabled()
+    run_check(CheckOptions(root=str(tmp_path), kubeconform="off"))
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:  # a caller that runs without it (the k10fleet process) keeps it off
+        run_check(CheckOptions(root=str(tmp_path), kubeconform="off"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_k10fleet_process_runs_without_the_collector(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    import gc
+
+    from generator import cli
+
+    seen: list[bool] = []
+    monkeypatch.setattr(cli, "main", lambda **_: seen.append(gc.isenabled()))
+    try:
+        cli.run()
+    finally:
+        gc.enable()
+    assert seen == [False]
+
+
+def test_documents_differing_only_in_their_header_are_parsed_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator import fastyaml
+    from generator.check import documents
+
+    body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n"
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text(f"# generated for {name}\n# two lines\n{body}")
+    parsed: list[str] = []
+    real = fastyaml.load
+    monkeypatch.setattr(documents.fastyaml, "load", lambda t: (parsed.append(t), real(t))[1])
+    found, problems = documents.read_files(str(tmp_path), str(tmp_path), ["a.yaml", "b.yaml"])
+    assert problems == [] and len(parsed) == 1
+    assert [(d.rel, d.line, d.data["data"]) for d in found] == [
+        ("a.yaml", 3, {"k": "v"}), ("b.yaml", 3, {"k": "v"})]

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -125,9 +125,16 @@ def tree_files(root: str) -> Iterator[str]:
 _BY_NAME = attrgetter("name")
 
 
+def leaves_tree(root: str, path: str) -> bool:
+    """Whether ``path`` (a symbolic link, say) resolves to somewhere outside ``root``."""
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) != real_root
+
+
 def tree_entries(root: str) -> Iterator[tuple[str, bool]]:
     """(path, is it a regular file?) of ``tree_files``, from the folder listings alone (no
-    stat per file); folders are walked with a stack of their own, however deep."""
+    stat per file); folders are walked with a stack of their own, however deep. A link to
+    a file outside the tree is not a regular file of it."""
     pending = [""]
     while pending:
         rel = pending.pop()
@@ -142,7 +149,10 @@ def tree_entries(root: str) -> Iterator[tuple[str, bool]]:
                 if not entry.is_symlink() and not entry.name.startswith("."):
                     folders.append(f"{rel}{entry.name}/")
             elif entry.name.endswith(YAML_SUFFIXES) and entry.name not in NOT_MANIFESTS:
-                yield rel + entry.name, entry.is_file()
+                regular = entry.is_file()
+                if regular and entry.is_symlink():  # rare: resolved only then
+                    regular = not leaves_tree(root, entry.path)
+                yield rel + entry.name, regular
         pending.extend(reversed(folders))
 
 
@@ -297,10 +307,16 @@ def _parse(shown: str, rel: str, text: str, parsed: dict[str, Any]
     return documents, findings
 
 
+OUTSIDE = ("a symbolic link to outside the tree: not read (check reads the tree alone); "
+           "replace it with the file")
+
+
 def read_files(root: str, shown_root: str, rels: list[str],
-               known: Mapping[str, bytes] | None = None) -> tuple[list[Document], list[Problem]]:
+               known: Mapping[str, bytes] | None = None,
+               outside: Set[str] = frozenset()) -> tuple[list[Document], list[Problem]]:
     """Every non-empty document of these files, and findings for files that do not parse.
-    ``known``: files whose bytes are known already (proven equal to a fresh render)."""
+    ``known``: files whose bytes are known already (proven equal to a fresh render);
+    ``outside``: links that lead out of the tree, never read."""
     known = known or {}
     documents: list[Document] = []
     findings: list[Problem] = []
@@ -310,6 +326,9 @@ def read_files(root: str, shown_root: str, rels: list[str],
     root, shown_root = os.path.join(root, ""), os.path.join(shown_root, "")
     for rel in rels:
         shown = shown_root + rel
+        if rel in outside:
+            findings.append(object_problem(shown, 1, "", "", OUTSIDE, rule="io"))
+            continue
         try:
             text = decode(known[rel]) if rel in known else read_text(root + rel)
         except Unreadable as e:

@@ -21,6 +21,7 @@ from generator.check.documents import (
     Unreadable,
     is_kustomization,
     is_list,
+    leaves_tree,
     read_files,
     read_text,
     tree_entries,
@@ -291,10 +292,11 @@ class _Share:
 
 
 def _check_share(checker: _Checker, root: str, rels: list[str], known: Mapping[str, bytes],
-                 every_file: set[str]) -> _Share:
+                 every_file: set[str], outside: frozenset[str]) -> _Share:
     """Read and check these files (``every_file``: all the files the check reads, so that
-    a kustomization listing one of them need not look at it again)."""
-    documents, findings = read_files(root, root, rels, known)
+    a kustomization listing one of them need not look at it again; ``outside``: links out
+    of the tree, not read)."""
+    documents, findings = read_files(root, root, rels, known, outside)
     share = _Share([], findings, [])
     normalized = os.path.normpath(root)
     for doc in documents:
@@ -308,16 +310,24 @@ def _check_share(checker: _Checker, root: str, rels: list[str], known: Mapping[s
     return share
 
 
-def _check_files(checker: _Checker, root: str, rels: list[str], known: Mapping[str, bytes]
-                 ) -> _Share:
+def _links_out(root: str, entries: list[tuple[str, bool]]) -> frozenset[str]:
+    """The entries that are links to a file out of the tree (among the few not regular
+    files; a link to a device or a pipe is reported as that, unread, by ``read_text``)."""
+    return frozenset(rel for rel, regular in entries if not regular
+                     and os.path.islink(path := os.path.join(root, rel))
+                     and os.path.isfile(path) and leaves_tree(root, path))
+
+
+def _check_files(checker: _Checker, root: str, rels: list[str], outside: frozenset[str],
+                 known: Mapping[str, bytes]) -> _Share:
     """Both cores on big trees: half the files in a forked helper, half here."""
     every_file = set(rels)
     if len(rels) < PARALLEL_FROM or parallel_jobs() < 2:
-        return _check_share(checker, root, rels, known, every_file)
+        return _check_share(checker, root, rels, known, every_file, outside)
     theirs = in_forked_child(lambda: _check_share(checker, root, rels[1::2], known,
-                                                  every_file))
+                                                  every_file, outside))
     try:
-        ours = _check_share(checker, root, rels[0::2], known, every_file)
+        ours = _check_share(checker, root, rels[0::2], known, every_file, outside)
     finally:
         try:
             their: _Share = theirs()
@@ -388,7 +398,7 @@ def _run_check(options: CheckOptions, progress: Callable[[int, int], None] | Non
     notes: list[str] = []
     binary, process = _start_kubeconform(options, checker.store, entries, notes)
     try:
-        share = _check_files(checker, root, rels, known or {})
+        share = _check_files(checker, root, rels, _links_out(root, entries), known or {})
     except BaseException:
         if process is not None:
             process.kill()

@@ -265,3 +265,21 @@ def test_fifo_in_the_tree_with_kubeconform(tree: Path) -> None:
     assert "pipe.yaml:1: not a regular file" in done.stdout
     assert "(kubeconform used)" in done.stdout
 
+
+
+def test_a_link_out_of_the_tree_is_not_read(tmp_path: Path) -> None:
+    """A file link leading out of the tree is refused, named, and neither read by check nor
+    handed to kubeconform (its values would be printed); a link inside the tree is checked."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tmp_path / "outside.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  k: 424242\n")
+    (tree / "link.yaml").symlink_to("../outside.yaml")
+    (tree / "inside.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  k: 171717\n")
+    (tree / "same.yaml").symlink_to("inside.yaml")
+    result = run_cli("check", str(tree))
+    assert result.exit_code == 1, result.output
+    assert "424242" not in result.output
+    assert f"{tree / 'link.yaml'}:1: a symbolic link to outside the tree" in result.output
+    assert result.output.count("171717") == 2  # inside.yaml and the link to it: both checked

@@ -87,7 +87,9 @@ def tree_case(scratch: Path, count: int, repeat: int) -> dict[str, object]:
     tree = scratch / f"out-{count}"
     run([*K10FLEET, "render", str(fleet), "-o", str(tree)])
     cache = scratch / f".out-{count}.k10fleet-cache.json"
-    manifests = _kubeconform_files(str(tree), list(tree_entries(str(tree))))
+    listing = list(tree_entries(str(tree)))
+    manifests = _kubeconform_files(str(tree), [rel for rel, _ in listing],
+                                   {rel for rel, regular in listing if not regular})
 
     def fresh_clone() -> None:
         cache.unlink(missing_ok=True)

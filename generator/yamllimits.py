@@ -10,12 +10,34 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-# quoted strings and comments, set aside before looking at the plain parts of a text; none
-# crosses a line break (a carriage return or YAML 1.1's NEL, LS and PS included): past one,
-# a comment has ended, and a quote may have been an apostrophe in a plain scalar
-SET_ASIDE = re.compile('"(?:[^"\\\\\n\r\x85\u2028\u2029]|\\\\[^\n\r\x85\u2028\u2029])*"'
-                       "|'(?:[^'\n\r\x85\u2028\u2029]|'')*'"
-                       "|(?:^|[ \t])#[^\n\r\x85\u2028\u2029]*", re.M)
+# quoted strings and comments, set aside before looking at the plain parts of a line. A
+# string is one only where a scalar may start (at the line's start, after '[', '{' or ',',
+# or after ':', '?' or '-' and a blank) and end (before ':', ',', ']', '}', a comment or
+# the line's end), and none crosses a line break (a carriage return or YAML 1.1's NEL, LS
+# and PS included): a quote elsewhere is a character of a plain scalar, or part of a
+# string on several lines, and ``quotes_paired`` says so
+_NOT_BREAK = "\n\r\x85\u2028\u2029"
+_SET_ASIDE = re.compile(
+    rf"(?P<before>^[ \t]*|[\[{{,][ \t]*|[:?-][ \t]+)"
+    rf"(?:\"(?:[^\"\\{_NOT_BREAK}]|\\[^{_NOT_BREAK}])*\"|'(?:[^'{_NOT_BREAK}]|'')*')"
+    rf"(?=[ \t]*(?:[:,\]}}#]|$))|(?:^|(?<=[ \t]))#[^{_NOT_BREAK}]*")
+
+
+def set_aside(line: str) -> str:
+    """One line, its strings and comment replaced by a blank (what comes before a string
+    is kept: a bracket, a comma, an indicator)."""
+    return _SET_ASIDE.sub(r"\g<before> ", line)
+
+
+def quotes_paired(text: str) -> bool:
+    """Whether every quote of the text belongs to a string or a comment ``set_aside`` takes
+    whole, on its own line: then setting them aside line by line leaves exactly the plain
+    parts (no string spans lines, and no quote is a plain scalar's)."""
+    if '"' not in text and "'" not in text:
+        return True
+    return not any(('"' in line or "'" in line)
+                   and ('"' in (rest := set_aside(line)) or "'" in rest)
+                   for line in text.split("\n"))
 
 
 class TooLarge(Exception):
@@ -59,7 +81,7 @@ def plain_lines(pattern: re.Pattern[str], text: str, offset: int = 0) -> Iterato
         line_start = text.rfind("\n", 0, char) + 1
         line_end = text.find("\n", char)
         line_end = len(text) if line_end < 0 else line_end
-        yield SET_ASIDE.sub(" ", text[line_start:line_end])
+        yield set_aside(text[line_start:line_end])
         position = line_end  # its newline may be where the next line's token starts
 
 

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +19,10 @@ from generator.check.documents import (
     MANIFEST_FILE,
     Document,
     Unreadable,
+    each_file,
     is_kustomization,
     is_list,
     leaves_tree,
-    read_files,
     read_text,
     tree_entries,
 )
@@ -210,11 +210,11 @@ def identity_problem(data: Any) -> str:
     return f"not a Kubernetes object: {', '.join(problems)}; {_NO_KIND}" if problems else ""
 
 
-def _kubeconform_files(root: str, entries: list[tuple[str, bool]]) -> list[str]:
+def _kubeconform_files(root: str, rels: list[str], irregular: Set[str]) -> list[str]:
     """Regular files for kubeconform, chosen by name so that it can start before we read
     them; what it says about encrypted Secrets and KSOPS specs is set aside in ``_merge``."""
-    return [os.path.join(root, rel) for rel, regular in entries
-            if regular and os.path.basename(rel) not in (VALUES_FILE, *KUSTOMIZATION_FILES)]
+    return [os.path.join(root, rel) for rel in rels if rel not in irregular
+            and os.path.basename(rel) not in (VALUES_FILE, *KUSTOMIZATION_FILES)]
 
 
 _PARSE_FAILURE = re.compile(r"error while parsing|error unmarshal|error converting YAML|"
@@ -291,43 +291,62 @@ class _Share:
     kustomizations: list[Document]
 
 
-def _check_share(checker: _Checker, root: str, rels: list[str], known: Mapping[str, bytes],
-                 every_file: set[str], outside: frozenset[str]) -> _Share:
-    """Read and check these files (``every_file``: all the files the check reads, so that
-    a kustomization listing one of them need not look at it again; ``outside``: links out
-    of the tree, not read)."""
-    documents, findings = read_files(root, root, rels, known, outside)
-    share = _Share([], findings, [])
-    normalized = os.path.normpath(root)
-    for doc in documents:
-        if is_kustomization(doc):
-            findings += kustomization_findings(doc, normalized, every_file)
-            share.kustomizations.append(doc)
-            share.documents.append(doc)
-        else:
-            findings += checker.document(doc)
-            share.documents.append(doc.identity())
+@dataclass(frozen=True)
+class _Tree:
+    """The tree being checked, from its listing."""
+
+    root: str
+    rels: list[str]  # every file the check reads, in the listing's order
+    outside: frozenset[str]  # links to files out of the tree: not read
+    irregular: frozenset[str]  # not shown as regular files: read with every test
+    known: Mapping[str, bytes]  # files read already (by ``render --check``)
+
+    @classmethod
+    def listed(cls, root: str, known: Mapping[str, bytes]) -> _Tree:
+        entries = list(tree_entries(root))
+        irregular = frozenset(rel for rel, regular in entries if not regular)
+        return cls(root, [rel for rel, _ in entries], _links_out(root, irregular), irregular,
+                   known)
+
+
+def _check_share(checker: _Checker, tree: _Tree, rels: list[str], every_file: set[str]
+                 ) -> _Share:
+    """Read and check these files of the tree (``every_file``: all the files the check
+    reads, so that a kustomization listing one of them need not look at it again)."""
+    share = _Share([], [], [])
+    findings = share.findings
+    normalized = os.path.normpath(tree.root)
+    for documents, found in each_file(tree.root, tree.root, rels, tree.known, tree.outside,
+                                      tree.irregular):
+        findings += found
+        for doc in documents:
+            if is_kustomization(doc):
+                findings += kustomization_findings(doc, normalized, every_file)
+                share.kustomizations.append(doc)
+                share.documents.append(doc)
+            else:
+                findings += checker.document(doc)
+                share.documents.append(doc.identity())
     return share
 
 
-def _links_out(root: str, entries: list[tuple[str, bool]]) -> frozenset[str]:
+def _links_out(root: str, irregular: frozenset[str]) -> frozenset[str]:
     """The entries that are links to a file out of the tree (among the few not regular
     files; a link to a device or a pipe is reported as that, unread, by ``read_text``)."""
-    return frozenset(rel for rel, regular in entries if not regular
-                     and os.path.islink(path := os.path.join(root, rel))
+    return frozenset(rel for rel in irregular
+                     if os.path.islink(path := os.path.join(root, rel))
                      and os.path.isfile(path) and leaves_tree(root, path))
 
 
-def _check_files(checker: _Checker, root: str, rels: list[str], outside: frozenset[str],
-                 known: Mapping[str, bytes]) -> _Share:
+def _check_files(checker: _Checker, tree: _Tree) -> _Share:
     """Both cores on big trees: half the files in a forked helper, half here."""
+    rels = tree.rels
     every_file = set(rels)
     if len(rels) < PARALLEL_FROM or parallel_jobs() < 2:
-        return _check_share(checker, root, rels, known, every_file, outside)
-    theirs = in_forked_child(lambda: _check_share(checker, root, rels[1::2], known,
-                                                  every_file, outside))
+        return _check_share(checker, tree, rels, every_file)
+    theirs = in_forked_child(lambda: _check_share(checker, tree, rels[1::2], every_file))
     try:
-        ours = _check_share(checker, root, rels[0::2], known, every_file, outside)
+        ours = _check_share(checker, tree, rels[0::2], every_file)
     finally:
         try:
             their: _Share = theirs()
@@ -341,16 +360,15 @@ def _check_files(checker: _Checker, root: str, rels: list[str], outside: frozens
     return _Share(documents, ours.findings + their.findings, kustomizations)
 
 
-def _start_kubeconform(options: CheckOptions, store: SchemaStore,
-                       entries: list[tuple[str, bool]], notes: list[str]
-                       ) -> tuple[str | None, subprocess.Popen[str] | None]:
+def _start_kubeconform(options: CheckOptions, store: SchemaStore, tree: _Tree,
+                       notes: list[str]) -> tuple[str | None, subprocess.Popen[str] | None]:
     binary = kubeconform.locate(options.kubeconform)
     if not binary:
         if options.kubeconform != "off":
             notes.append("kubeconform not found: checked with k10fleet's validator only "
                          f"(install it for a second opinion: {kubeconform.INSTALL_HINT})")
         return None, None
-    manifests = _kubeconform_files(options.root, entries)
+    manifests = _kubeconform_files(options.root, tree.rels, tree.irregular)
     if not manifests:
         return binary, None
     version = kubernetes_schema_dir(options.kubernetes_version).name
@@ -393,12 +411,12 @@ def _run_check(options: CheckOptions, progress: Callable[[int, int], None] | Non
     if not os.path.isdir(root):
         raise UsageFailure(f"{root} is not a directory")
     checker = _Checker(options)
-    entries = list(tree_entries(root))
-    rels = [rel for rel, _ in entries]
+    tree = _Tree.listed(root, known or {})
+    rels = tree.rels
     notes: list[str] = []
-    binary, process = _start_kubeconform(options, checker.store, entries, notes)
+    binary, process = _start_kubeconform(options, checker.store, tree, notes)
     try:
-        share = _check_files(checker, root, rels, _links_out(root, entries), known or {})
+        share = _check_files(checker, tree)
     except BaseException:
         if process is not None:
             process.kill()

@@ -130,13 +130,15 @@ def test_ci_reads_no_file_twice_that_render_proved_equal(tmp_path: Path,
                                                           "kind": "ConfigMap",
                                                           "metadata": {"name": "e"}})))
     read: list[str] = []
-    real = documents.read_text
 
-    def recording(path: str) -> str:
-        read.append(path)
-        return real(path)
+    def recorded(real: Callable[[str], str]) -> Callable[[str], str]:
+        def recording(path: str) -> str:
+            read.append(path)
+            return real(path)
+        return recording
 
-    monkeypatch.setattr(documents, "read_text", recording)
+    for reader in ("read_text", "read_regular"):  # any file, a file listed as regular
+        monkeypatch.setattr(documents, reader, recorded(getattr(documents, reader)))
     code, out, _ = together(repo, "--kubeconform", "off", "--schema-location", CRDS)
     assert code == 1 and "differs: " in out
     assert sorted(Path(p).relative_to(repo / "output").as_posix() for p in read) == [

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from generator.check import run as check_run
-from generator.check.documents import read_files
+from generator.check.documents import each_file
 from generator.check.run import CheckOptions, run_check
 from generator.errors import EnvironmentFailure
 from tests.conftest import KUBECTL, REPO, run_cli
@@ -193,14 +193,14 @@ def test_dead_check_helper_is_an_environment_failure(tmp_path: Path,
         (folder / "cm.yaml").write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}}))
     parent = os.getpid()
-    real = read_files
+    real = each_file
 
     def killed_in_helper(*args: Any) -> Any:
         if os.getpid() != parent:
             os.kill(os.getpid(), signal.SIGKILL)
         return real(*args)
 
-    monkeypatch.setattr("generator.check.run.read_files", killed_in_helper)
+    monkeypatch.setattr("generator.check.run.each_file", killed_in_helper)
     monkeypatch.setenv("K10FLEET_JOBS", "2")
     monkeypatch.setattr(check_run, "parallel_jobs", lambda: 2)
     with pytest.raises(EnvironmentFailure, match="check helper process failed"):

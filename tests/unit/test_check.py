@@ -497,18 +497,35 @@ def test_the_k10fleet_process_runs_without_the_collector(monkeypatch: pytest.Mon
     assert seen == [False]
 
 
-def test_documents_differing_only_in_their_header_are_parsed_once(
+def test_documents_differing_only_in_their_header_are_parsed_once_kept(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body is kept from its second sighting on: four files, two parses (and one for the
+    file of its own)."""
     from generator import fastyaml
     from generator.check import documents
 
     body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n"
-    for name in ("a", "b"):
+    names = ("a", "b", "c", "d")
+    for name in names:
         (tmp_path / f"{name}.yaml").write_text(f"# generated for {name}\n# two lines\n{body}")
+    (tmp_path / "e.yaml").write_text("kind: Other\n")
     parsed: list[str] = []
     real = fastyaml.load
-    monkeypatch.setattr(documents.fastyaml, "load", lambda t: (parsed.append(t), real(t))[1])
-    found, problems = documents.read_files(str(tmp_path), str(tmp_path), ["a.yaml", "b.yaml"])
-    assert problems == [] and len(parsed) == 1
-    assert [(d.rel, d.line, d.data["data"]) for d in found] == [
-        ("a.yaml", 3, {"k": "v"}), ("b.yaml", 3, {"k": "v"})]
+    monkeypatch.setattr(documents.fastyaml, "load",
+                        lambda t, header=None: (parsed.append(t), real(t, header))[1])
+    rels = [f"{n}.yaml" for n in names] + ["e.yaml"]
+    found, problems = documents.read_files(str(tmp_path), str(tmp_path), rels)
+    assert problems == [] and len(parsed) == 3  # a, b (then kept), e
+    assert [(d.rel, d.line, d.data["data"]) for d in found[:4]] == [
+        (f"{n}.yaml", 3, {"k": "v"}) for n in names]
+
+
+def test_a_body_seen_once_keeps_only_its_hash() -> None:
+    """So that the data of the many files unlike any other goes with their documents."""
+    from generator.check.documents import remember
+
+    cache: dict[str | int, object] = {}
+    remember(cache, "k: v\n", {"k": "v"})
+    assert "k: v\n" not in cache and list(cache.values()) == [None]
+    remember(cache, "k: v\n", {"k": "v"})
+    assert cache["k: v\n"] == {"k": "v"}

@@ -144,3 +144,119 @@ def test_scalars_that_do_not_convert_stay_text_as_in_go_yaml() -> None:
     data = fastyaml.load("a: 0b_\nb: 2024-13-45\nc: 0x_\nd: 1" + "9" * 5000 + "\ne: 0b11\n")
     assert data["a"] == "0b_" and data["b"] == "2024-13-45" and data["c"] == "0x_"
     assert data["d"] == "1" + "9" * 5000 and data["e"] == 3
+
+
+@pytest.mark.parametrize("text", [
+    ' {a"b: 1e3, "\\x41": null}\n',  # a quote in a plain scalar paired with a real one
+    'a b: ["a\n\n  b", 1e3, "e\\"s"]\n',  # a string on several lines: its end and the next
+    ' ["a\\\n b", 1e3, "\\N"]\n',  # an escaped line break
+    ' {k-1: "a\nb", 1e3: "\\u00e9"}\n',
+    'k: ["a\n  ", 1e3, ",", "\n  z"]\n',  # each line's quotes pair up, and still hide 1e3
+    "a: [x \"b, 1e3, c\" d]\n",
+    'k: ["a\n  ", *x, "b"]\n',  # an alias hidden the same way
+])
+def test_quotes_that_cannot_be_set_aside_line_by_line_are_declined(text: str) -> None:
+    """Found by a fuzz run: tokens between two quotes that are not one string were set
+    aside as if they were, and the fast parser read a YAML 1.1 string as a number."""
+    reference, fast = both(text)
+    assert repr(fast) == repr(reference)
+    assert not fastyaml.fast_path_safe(text)
+
+
+@pytest.mark.parametrize("text", ["true: 1\n1: 2\n", "1: a\n1.0: b\n", "0: a\nfalse: b\n",
+                                  "m:\n  - 1: x\n"])
+def test_a_number_as_key_is_declined(text: str) -> None:
+    """Python merges 1, 1.0 and True as keys; PyYAML calls that a duplicate key, and the
+    fast parsers would silently keep one: such documents go to PyYAML."""
+    reference, fast = both(text)
+    assert repr(fast) == repr(reference)
+    assert not fastyaml.fast_path_safe(text)
+
+
+DASHES = ("-", "- ", "-\t")
+
+
+def _structure(rng: random.Random, depth: int, indent: int) -> str:
+    """Random block and flow YAML, valid or not, over the syntax the parsers part ways on."""
+    atoms = ["a", "b c", "x:y", "k-1", "", "'q'", '"d"', '"e\\"s"', "'it''s'", '"\\t"',
+             '"\\/"', '"\\x41"', "1", "-2", "3.5", "7.5.2", "true", "null", "~", "é", "-",
+             "?", "|", "|-", ">", "[", "]", "{", "}", ",", "[a]", "{a: b}", "{a: }", ":",
+             "::", "a:", "- a", "? a", ":a", "a :b", "a#b", "a #b", "\t", "\r", "x\x01y",
+             "k" * 1030, "a: b: c", "'a\n  b'", '"a\n\n  b"', "a\n  b", "#c"]
+    pad = " " * indent
+    choice = rng.random()
+    if depth > 2 or choice < 0.3:
+        return " " + rng.choice(atoms)
+    if choice < 0.6:
+        return "".join(f"\n{pad}{rng.choice(['k', 'a b', '1', '-', '?', *atoms])}:"
+                       + _structure(rng, depth + 1, indent + rng.choice([0, 1, 2, 4]))
+                       for _ in range(rng.randint(1, 3)))
+    if choice < 0.85:
+        return "".join(f"\n{pad}{rng.choice(DASHES)}"
+                       + _structure(rng, depth + 1, indent + rng.choice([0, 2]))
+                       for _ in range(rng.randint(1, 3)))
+    inner = ", ".join(rng.choice(atoms) for _ in range(rng.randint(0, 3)))
+    return f" [{inner}]" if rng.random() < 0.5 else f" {{{inner}}}"
+
+
+def test_random_structures_agree_on_both_fast_parsers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each fast parser is held to PyYAML on documents it takes (a run of 1,000,000 such
+    documents found no disagreement); both are really exercised."""
+    taken: dict[str, int] = {"yaml_rs": 0, "ryaml": 0}
+    real_subset, real_ryaml = fastyaml._subset_loads, fastyaml._fast_parser
+
+    class Counting:
+        @staticmethod
+        def loads(text: str) -> Any:
+            taken["ryaml"] += 1
+            return real_ryaml.loads(text)
+
+    def subset(text: str, **options: Any) -> Any:
+        taken["yaml_rs"] += 1
+        return real_subset(text, **options)
+
+    monkeypatch.setattr(fastyaml, "_fast_parser", Counting)
+    monkeypatch.setattr(fastyaml, "_subset_loads", subset)
+    rng = random.Random(11)
+    for _ in range(6000):
+        text = _structure(rng, 0, 0).lstrip("\n") + rng.choice(["\n", "", " \n", "\n# e\n"])
+        text = ("# head\n" + text) if rng.random() < 0.2 else text
+        reference, fast = both(text)
+        assert repr(fast) == repr(reference), text
+    assert taken["yaml_rs"] > 800 and taken["ryaml"] > 800
+
+
+@pytest.mark.parametrize("text", ["a:\tb\n", "a: b\r\nc: d\r\n", "a: x\x01y\n", "a: x\x00\n",
+                                  'a: "\\/"\n', "a: [b]\n", "a: {b: c}\n", "a: |\n  b\n",
+                                  "a: >\n  b\n", "? a\n: b\n", ": a\n", "- : a\n", "a: é\n"])
+def test_outside_plain_syntax_saphyr_is_not_used(text: str) -> None:
+    """Tabs, carriage returns, control characters, backslashes, flow collections, block
+    scalars, complex and empty keys, non-ASCII text: syntax where saphyr and libyaml differ
+    (saphyr accepts a NUL, a control character, an empty key) stays with ryaml or PyYAML."""
+    assert not fastyaml._plain_syntax("\n" + text)
+    reference, fast = both(text)
+    assert repr(fast) == repr(reference)
+
+
+def test_a_rendered_application_takes_the_subset_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import REPO
+
+    calls: list[str] = []
+    real = fastyaml._subset_loads
+    monkeypatch.setattr(fastyaml, "_subset_loads",
+                        lambda text, **options: (calls.append(text), real(text, **options))[1])
+    for path in sorted((REPO / "output" / "argocd").glob("*.yaml")):
+        text = path.read_text()
+        data = fastyaml.load(text)
+        assert repr(data) == repr(yaml.load(text, Loader=yaml11.KubeLoader))
+    assert len(calls) == len(list((REPO / "output" / "argocd").glob("*.yaml"))) > 1
+
+
+def test_quotes_paired_line_by_line() -> None:
+    from generator.yamllimits import quotes_paired, set_aside
+
+    assert quotes_paired('k: "a #b" # it\'s\n- \'x\'\n{"a": "b", c: [\'d\']}\n')
+    assert set_aside('[ "a",1e3]') == "[  ,1e3]"  # the bracket and comma stay
+    assert not quotes_paired("k: it's\n")  # an apostrophe in a plain scalar
+    assert not quotes_paired('k: "a\n  b"\n')  # a string on two lines
+    assert not quotes_paired('k: [x "b, 1, c" d]\n')  # a quote inside a plain scalar

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -361,7 +361,7 @@ def read_regular(path: str) -> str:
 _BATCH = 128
 
 
-def each_file(root: str, shown_root: str, rels: list[str],
+def each_file(root: str, shown_root: str, rels: Iterable[str],
               known: Mapping[str, bytes] | None = None, outside: Set[str] = frozenset(),
               irregular: Set[str] | None = None
               ) -> Iterator[tuple[list[Document], list[Problem]]]:
@@ -376,8 +376,8 @@ def each_file(root: str, shown_root: str, rels: list[str],
     # cluster) are parsed once
     parsed: dict[str | int, Any] = {}
     root, shown_root = os.path.join(root, ""), os.path.join(shown_root, "")
-    for start in range(0, len(rels), _BATCH):
-        batch = rels[start:start + _BATCH]
+    listed = iter(rels)
+    while batch := list(itertools.islice(listed, _BATCH)):
         texts = [_text(root, rel, known, outside, irregular) for rel in batch]
         for rel, text in zip(batch, texts, strict=True):
             shown = shown_root + rel

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator, Mapping, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,7 @@ from generator.check.schemas import (
     write_standalone_cache,
 )
 from generator.errors import EnvironmentFailure, UsageFailure
-from generator.forking import in_forked_child, parallel_jobs
+from generator.forking import SharedQueue, in_forked_child, parallel_jobs
 from generator.problems import Problem, object_problem
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
@@ -279,6 +280,7 @@ def _both(findings: list[Problem], index: int) -> None:
 
 
 PARALLEL_FROM = 600  # files; below this a forked helper costs more than it saves
+_PART = 64  # files a process takes at a time
 
 
 @dataclass
@@ -309,7 +311,7 @@ class _Tree:
                    known)
 
 
-def _check_share(checker: _Checker, tree: _Tree, rels: list[str], every_file: set[str]
+def _check_share(checker: _Checker, tree: _Tree, rels: Iterable[str], every_file: set[str]
                  ) -> _Share:
     """Read and check these files of the tree (``every_file``: all the files the check
     reads, so that a kustomization listing one of them need not look at it again)."""
@@ -344,15 +346,22 @@ def _check_files(checker: _Checker, tree: _Tree) -> _Share:
     every_file = set(rels)
     if len(rels) < PARALLEL_FROM or parallel_jobs() < 2:
         return _check_share(checker, tree, rels, every_file)
-    theirs = in_forked_child(lambda: _check_share(checker, tree, rels[1::2], every_file))
+    size = max(_PART, -(-len(rels) // 8000))  # parts of the tree, taken by the free process
+    queue = SharedQueue([rels[i:i + size] for i in range(0, len(rels), size)])
     try:
-        ours = _check_share(checker, tree, rels[0::2], every_file)
-    finally:
+        theirs = in_forked_child(lambda: _check_share(
+            checker, tree, itertools.chain.from_iterable(queue.taken()), every_file))
         try:
-            their: _Share = theirs()
-        except OSError as e:
-            raise EnvironmentFailure(f"the check helper process failed ({e.strerror}); the "
-                                     "tree was not checked") from None
+            ours = _check_share(checker, tree, itertools.chain.from_iterable(queue.taken()),
+                                every_file)
+        finally:
+            try:
+                their: _Share = theirs()
+            except OSError as e:
+                raise EnvironmentFailure(f"the check helper process failed ({e.strerror}); "
+                                         "the tree was not checked") from None
+    finally:
+        queue.close()
     order = {rel: i for i, rel in enumerate(rels)}
     documents = sorted(ours.documents + their.documents, key=lambda d: order[d.rel])
     kustomizations = sorted(ours.kustomizations + their.kustomizations,

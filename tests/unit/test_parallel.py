@@ -162,3 +162,80 @@ def test_a_failing_compare_helper_is_replaced_by_the_parent(
     monkeypatch.setattr(output, "_compare", only_in_the_parent)
     monkeypatch.setenv("K10FLEET_JOBS", "2")
     assert output.diff_tree(str(out), desired, {}) == expected
+
+
+# the check's parts, taken by whichever process is free --------------------------------------
+
+def test_a_shared_queue_gives_each_part_to_one_process_and_more_to_the_faster() -> None:
+    import time
+
+    from generator.forking import SharedQueue, in_forked_child
+
+    queue = SharedQueue(list(range(400)))
+    try:
+        helper = in_forked_child(lambda: list(queue.taken()))  # the fast one
+        mine = []
+        for part in queue.taken():
+            mine.append(part)
+            time.sleep(0.002)  # the slow one
+        theirs = helper()
+    finally:
+        queue.close()
+    assert sorted(mine + theirs) == list(range(400))  # every part once, none twice
+    assert len(theirs) > 2 * len(mine) > 0
+
+
+def test_a_shared_queue_refuses_more_parts_than_a_pipe_holds() -> None:
+    from generator.forking import SharedQueue
+
+    with pytest.raises(ValueError, match="too many parts"):
+        SharedQueue(list(range(20000)))
+
+
+def test_a_large_answer_from_a_helper_arrives_whole() -> None:
+    from generator.forking import in_forked_child
+
+    answer = ["x" * 1000] * 5000  # 5 MB: many times what a pipe holds
+    assert in_forked_child(lambda: answer)() == answer
+
+
+def test_two_processes_check_a_tree_as_one(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same findings, documents and order, whichever process took which part (one
+    file in five is broken, a kustomization lists files of other parts)."""
+    from generator.check import run as check_run
+
+    tree = tmp_path / "tree"
+    names = []
+    for i in range(check_run.PARALLEL_FROM + 77):
+        folder = tree / f"c{i // 10:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        body = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\ndata: []\n"
+                if i % 5 == 0 else f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n")
+        (folder / f"cm{i}.yaml").write_text(body)
+        names.append(f"{folder.name}/cm{i}.yaml")
+    (tree / "kustomization.yaml").write_text(
+        "resources:\n" + "".join(f"- {n}\n" for n in names) + "- missing.yaml\n")
+
+    def checked(jobs: str) -> tuple[list[str], list[tuple[str, int, str]]]:
+        monkeypatch.setenv("K10FLEET_JOBS", jobs)
+        report = check_run.run_check(check_run.CheckOptions(root=str(tree), kubeconform="off"))
+        return ([f.as_text() for f in report.findings],
+                [(d.rel, d.line, d.name) for d in report.documents])
+
+    one = checked("1")
+    log = tmp_path / "pids.log"
+    real = check_run._check_share
+
+    def recording(*args: Any) -> Any:
+        with log.open("a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return real(*args)
+
+    monkeypatch.setattr(check_run, "_check_share", recording)
+    monkeypatch.setattr(check_run, "parallel_jobs", lambda: 2)
+    two = checked("2")
+    assert len(set(log.read_text().split())) == 2  # the parent and a helper checked
+    assert two == one
+    assert len(one[1]) == check_run.PARALLEL_FROM + 78 and sum(
+        "missing.yaml" in f for f in one[0]) == 1 and sum("data" in f for f in one[0]) > 100

@@ -6,6 +6,7 @@ external tool or file system failure.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import gc
 import json
@@ -13,7 +14,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -123,12 +124,33 @@ def _print_version(ctx: click.Context, value: bool) -> None:
     ctx.exit()
 
 
-def run() -> None:
+def run() -> NoReturn:
     """The ``k10fleet`` process: the cyclic garbage collector stays off (a short-lived
     process whose objects all live to the end: its passes cost a quarter of a 10,000-cluster
-    check, and the peak memory of a 10,000-cluster render is the same without it)."""
+    check, and the peak memory of a 10,000-cluster render is the same without it), and the
+    process ends without freeing them one by one (20-50 ms after a 2,000-cluster check):
+    exit handlers run and the output is flushed first."""
     gc.disable()
-    main(prog_name="k10fleet")
+    try:
+        main(prog_name="k10fleet")
+        code = 0
+    except SystemExit as done:
+        code = _exit_code(done.code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (| head): nothing more to say
+            code = code or 1
+    os._exit(code)
+
+
+def _exit_code(code: object) -> int:
+    """What ``sys.exit(code)`` would give the shell (a message is printed, then 1)."""
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -489,12 +489,48 @@ def test_the_k10fleet_process_runs_without_the_collector(monkeypatch: pytest.Mon
     from generator import cli
 
     seen: list[bool] = []
+    ended: list[int] = []
+
+    class Ended(Exception):
+        pass
+
+    def end(code: int) -> None:
+        ended.append(code)
+        raise Ended
+
     monkeypatch.setattr(cli, "main", lambda **_: seen.append(gc.isenabled()))
+    monkeypatch.setattr(cli.os, "_exit", end)
     try:
-        cli.run()
+        with pytest.raises(Ended):
+            cli.run()
     finally:
         gc.enable()
-    assert seen == [False]
+    assert seen == [False] and ended == [0]
+
+
+@pytest.mark.parametrize(("args", "code"), [(["--version"], 0), (["check", "nowhere"], 2),
+                                           (["no-such-command"], 2)])
+def test_the_k10fleet_process_ends_with_its_exit_code_and_all_its_output(
+        args: list[str], code: int, tmp_path: Path) -> None:
+    """It ends without tearing its objects down, after flushing: the exit code and every
+    byte of a long report still reach the caller."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "generator", *args], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == code, done.stderr
+    assert ("k10fleet, version" in done.stdout) == (code == 0)
+    tree = tmp_path / "t"
+    tree.mkdir()
+    for i in range(300):
+        (tree / f"c{i}.yaml").write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                         f"  name: c{i}\ndata: [1]\n")
+    report = subprocess.run([sys.executable, "-m", "generator", "check", str(tree),
+                             "--kubeconform", "off", "--format", "json"],
+                            capture_output=True, text=True, check=False)
+    assert report.returncode == 1
+    assert len(json.loads(report.stdout)["findings"]) == 300
 
 
 def test_documents_differing_only_in_their_header_are_parsed_once_kept(

@@ -14,6 +14,14 @@ if TYPE_CHECKING:
     from generator.problems import Problem, RuleId
 
 
+def _rebuilt(cls: type[K10FleetError], args: tuple[object, ...], state: dict[str, object]
+             ) -> K10FleetError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class K10FleetError(Exception):
     """Base class; ``exit_code`` is what the CLI returns for it."""
 
@@ -21,6 +29,11 @@ class K10FleetError(Exception):
 
     def __str__(self) -> str:
         return cut(super().__str__())
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as it is (a forked helper sends it back): not rebuilt through an
+        ``__init__`` whose arguments differ from ``args`` (``InvalidInput``'s problems)."""
+        return _rebuilt, (type(self), self.args, self.__dict__)
 
 
 class InvalidInput(K10FleetError):

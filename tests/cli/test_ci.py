@@ -6,7 +6,9 @@ Each scenario runs the three real commands and ``ci`` on identical copies of one
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import junitparser
 import pytest
 import yaml
 
-from generator.check import documents
+from generator.check import documents, gate
 from tests.conftest import example_fleet, run_cli
 from tests.unit.test_check import CRDS, kubeconform_binary
 
@@ -121,10 +123,11 @@ def test_ci_verdicts_are_the_three_commands(tmp_path: Path, scenario: str,
     assert (expected[0] == 0) == (scenario in PASSING)
 
 
-def test_ci_reads_no_file_twice_that_render_proved_equal(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_on_one_core_ci_reads_no_file_twice_that_render_proved_equal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Files render --check compared byte for byte reach check from memory; changed ones
     (and ones render does not write) are read from disk."""
+    monkeypatch.setattr(gate, "parallel_jobs", lambda: 1)
     repo = repository(tmp_path, both(append("clusters/edge-1/k10-values.yaml", "extra: 1\n"),
                                      plant("extra.yaml", {"apiVersion": "v1",
                                                           "kind": "ConfigMap",
@@ -143,6 +146,61 @@ def test_ci_reads_no_file_twice_that_render_proved_equal(tmp_path: Path,
     assert code == 1 and "differs: " in out
     assert sorted(Path(p).relative_to(repo / "output").as_posix() for p in read) == [
         "clusters/edge-1/extra.yaml", "clusters/edge-1/k10-values.yaml"]
+
+
+def test_on_two_cores_check_reads_the_tree_beside_the_render(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check runs in a forked helper while this process validates and renders: two
+    processes, and the same output and exit code as the stages in turn."""
+    repo = repository(tmp_path, append("clusters/edge-1/k10-values.yaml", "extra: 1\n"))
+    monkeypatch.setattr(gate, "parallel_jobs", lambda: 1)
+    one = together(repo, "--kubeconform", "off", "--schema-location", CRDS)
+    log = tmp_path / "pids.log"
+    real = gate.run_check
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        with log.open("a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gate, "run_check", recording)
+    monkeypatch.setattr(gate, "parallel_jobs", lambda: 2)
+    two = together(repo, "--kubeconform", "off", "--schema-location", CRDS)
+    assert log.read_text().split() != [str(os.getpid())]  # checked in the helper
+    assert two == one and one[0] == 1
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+@pytest.mark.parametrize("option", ["--kubernetes-version 1.0.0", "--crd {bad}"])
+def test_a_check_stage_that_fails_outright_keeps_its_error(
+        cores: int, option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error of check's own comes back from the helper as it is: its class, its message
+    (an invalid --crd: located problems, exit 1; no schemas for that version: exit 3)."""
+    repo = repository(tmp_path, lambda repo: None)
+    bad = tmp_path / "bad-crd.yaml"
+    bad.write_text("kind: CustomResourceDefinition\nspec: [\n")
+    args = ["--kubeconform", "off", *option.format(bad=bad).split()]
+    monkeypatch.setattr(gate, "parallel_jobs", lambda: cores)
+    code, _, err = together(repo, *args)
+    direct = run_cli("check", repo / "output", *args)
+    assert code == direct.exit_code != 0 and direct.stderr.strip() in err
+
+
+def test_a_dead_check_helper_is_an_environment_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = repository(tmp_path, lambda repo: None)
+    parent = os.getpid()
+    real = gate.run_check
+
+    def killed_in_helper(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gate, "run_check", killed_in_helper)
+    monkeypatch.setattr(gate, "parallel_jobs", lambda: 2)
+    code, _, err = together(repo, "--kubeconform", "off")
+    assert code == 3 and "check helper process failed" in err
 
 
 def test_ci_writes_the_junit_report(tmp_path: Path) -> None:

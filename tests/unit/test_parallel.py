@@ -239,3 +239,18 @@ def test_two_processes_check_a_tree_as_one(tmp_path: Path,
     assert two == one
     assert len(one[1]) == check_run.PARALLEL_FROM + 78 and sum(
         "missing.yaml" in f for f in one[0]) == 1 and sum("data" in f for f in one[0]) > 100
+
+
+def test_errors_come_back_from_a_helper_as_they_were() -> None:
+    """Pickled whole: InvalidInput keeps its problems, InternalError its one message."""
+    import pickle
+
+    from generator.errors import EnvironmentFailure, InternalError, InvalidInput
+    from generator.problems import Problem
+
+    invalid = InvalidInput([Problem("f.yaml", 3, 1, "clusters[0]", "bad", rule="schema")])
+    for error in (invalid, InternalError("two objects"), EnvironmentFailure("no sops")):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error)
+        assert again.exit_code == error.exit_code
+    assert pickle.loads(pickle.dumps(invalid)).problems == invalid.problems

@@ -12,7 +12,6 @@ import gc
 import json
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
@@ -66,6 +65,8 @@ def handle_errors(func: F) -> F:
             ctx.exit(e.exit_code)
         except K10FleetError as e:
             if debug:
+                import traceback  # only for --debug
+
                 traceback.print_exc()
             if as_json:
                 click.echo(json.dumps({"error": str(e), "exit_code": e.exit_code}, indent=2))
@@ -79,6 +80,8 @@ def handle_errors(func: F) -> F:
             ctx.exit(1)
         except Exception as e:
             if debug:
+                import traceback  # only for --debug
+
                 traceback.print_exc()
             click.echo(f"k10fleet: internal error: {type(e).__name__}: {e}. Run again with "
                        "--debug for the traceback and report it.", err=True)

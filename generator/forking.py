@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import pickle
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -25,6 +24,8 @@ def parallel_jobs() -> int:
 def in_forked_child(work: Callable[[], Any]) -> Callable[[], Any]:
     """Start ``work`` in a forked process (on the other core) and return the call that waits
     for it: its picklable result, or OSError carrying the helper's error message."""
+    import pickle  # only a large job forks
+
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child; coverage cannot follow a fork

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from generator.errors import EnvironmentFailure
 from generator.tools import find_tool
+
+if TYPE_CHECKING:  # imported when kubeconform runs: not at every check's start-up
+    import subprocess
 
 INSTALL_HINT = ("GOBIN=\"$PWD/.tools/bin\" go install "
                 "github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0")
@@ -65,6 +68,8 @@ def command(binary: str, files: list[str], kubernetes_version: str, standalone_r
 
 
 def start(args: list[str]) -> subprocess.Popen[str]:
+    import subprocess
+
     try:
         return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except OSError as e:
@@ -73,6 +78,8 @@ def start(args: list[str]) -> subprocess.Popen[str]:
 
 def collect(process: subprocess.Popen[str], timeout: float = 600) -> list[Result]:
     """Wait for kubeconform and turn its JSON report into results."""
+    import subprocess
+
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as e:

@@ -7,11 +7,10 @@ import itertools
 import json
 import os
 import re
-import subprocess
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.check import DEFAULT_KUBERNETES_VERSION, kubeconform
 from generator.check.documents import (
@@ -49,6 +48,9 @@ from generator.check.schemas import (
 from generator.errors import EnvironmentFailure, UsageFailure
 from generator.forking import SharedQueue, in_forked_child, parallel_jobs
 from generator.problems import Problem, object_problem
+
+if TYPE_CHECKING:
+    import subprocess
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")

@@ -260,3 +260,46 @@ def test_quotes_paired_line_by_line() -> None:
     assert not quotes_paired("k: it's\n")  # an apostrophe in a plain scalar
     assert not quotes_paired('k: "a\n  b"\n')  # a string on two lines
     assert not quotes_paired('k: [x "b, 1, c" d]\n')  # a quote inside a plain scalar
+
+
+SUPERSET_ALPHABET = "0123456789.+-_yYeEsSnNoOfF=: \n\t\x0b\x1c,[]{}ax#'\""
+
+
+def _superset_search() -> Any:
+    return fastyaml._compiled_superset()
+
+
+def test_the_re2_scan_finds_every_risky_token_the_exact_scan_finds() -> None:
+    """Wherever ``_RISKY_TOKEN`` matches, the RE2 superset does too (so that its silence
+    proves a text clean): 200,000 random texts over the characters that matter, and every
+    token of the corpus in every position."""
+    search = _superset_search()
+    rng = random.Random(5)
+    hits = 0
+    for _ in range(200_000):
+        text = "\n" + "".join(rng.choice(SUPERSET_ALPHABET) for _ in range(rng.randint(1, 14)))
+        if fastyaml._RISKY_TOKEN.search(text):
+            hits += 1
+            assert search(text.encode()) is not None, repr(text)
+    for token in TOKENS:
+        for template in ("k: {t}\n", "- {t}\n", "{t}: v\n", "[{t}, 1]\n", "{{a: {t}}}\n"):
+            text = "\n" + template.format(t=token)
+            if text.isascii() and fastyaml._RISKY_TOKEN.search(text):
+                assert search(text.encode()) is not None, repr(text)
+    assert hits > 50_000
+
+
+def test_the_re2_scan_clears_the_numbers_of_a_rendered_manifest() -> None:
+    search = _superset_search()
+    assert search(b"\nspec:\n  retry:\n    factor: 2\n    limit: 10\n  port: 8080\n") is None
+    for risky in (b"\nk: 1e3\n", b"\nk: 012\n", b"\nk: yes\n", b"\n1: a\n", b"\nk: .5\n"):
+        assert search(risky) is not None
+
+
+def test_the_re2_scan_starts_after_a_small_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RE2 is imported only once a process has looked at 200 documents."""
+    scan = fastyaml._SupersetScan()
+    body = "\nkind: ConfigMap\ndata:\n  a: b\n"
+    assert [scan.clears(body) for _ in range(199)] == [False] * 199
+    assert scan.clears(body) and not scan.clears("\nk: yes\n")
+    assert not scan.clears("\nk: é\n")  # not ASCII: the exact scan decides

@@ -322,19 +322,6 @@ OUTSIDE = ("a symbolic link to outside the tree: not read (check reads the tree 
            "replace it with the file")
 
 
-def read_files(root: str, shown_root: str, rels: list[str],
-               known: Mapping[str, bytes] | None = None,
-               outside: Set[str] = frozenset()) -> tuple[list[Document], list[Problem]]:
-    """Every non-empty document of these files, and findings for files that do not parse
-    (``each_file``, gathered)."""
-    documents: list[Document] = []
-    findings: list[Problem] = []
-    for docs, found in each_file(root, shown_root, rels, known, outside):
-        documents += docs
-        findings += found
-    return documents, findings
-
-
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 _FIRST_READ = 1 << 16
 

@@ -438,10 +438,10 @@ def test_an_identity_locates_fields_like_its_document(tmp_path: Path, name: str,
                                                       content: str) -> None:
     """Documents cross from the check helper without their text; a finding about one of
     them still names the field's own line, read from the file again."""
-    from generator.check.documents import read_files
+    from generator.check.documents import each_file
 
     (tmp_path / name).write_text(content)
-    documents, _ = read_files(str(tmp_path), str(tmp_path), [name])
+    [(documents, _)] = list(each_file(str(tmp_path), str(tmp_path), [name]))
     whole = documents[-1]
     expected = whole.line_of(("data", "x"))
     cut = whole.identity()
@@ -550,7 +550,9 @@ def test_documents_differing_only_in_their_header_are_parsed_once_kept(
     monkeypatch.setattr(documents.fastyaml, "load",
                         lambda t, header=None: (parsed.append(t), real(t, header))[1])
     rels = [f"{n}.yaml" for n in names] + ["e.yaml"]
-    found, problems = documents.read_files(str(tmp_path), str(tmp_path), rels)
+    files = list(documents.each_file(str(tmp_path), str(tmp_path), rels))
+    found = [doc for docs, _ in files for doc in docs]
+    problems = [problem for _, found_here in files for problem in found_here]
     assert problems == [] and len(parsed) == 3  # a, b (then kept), e
     assert [(d.rel, d.line, d.data["data"]) for d in found[:4]] == [
         (f"{n}.yaml", 3, {"k": "v"}) for n in names]

@@ -567,3 +567,23 @@ def test_a_body_seen_once_keeps_only_its_hash() -> None:
     assert "k: v\n" not in cache and list(cache.values()) == [None]
     remember(cache, "k: v\n", {"k": "v"})
     assert cache["k: v\n"] == {"k": "v"}
+
+
+def test_a_file_listed_as_regular_is_read_whole_without_a_stat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the first 64 KiB it reads on to the end; a folder in its place is an error, and
+    a file over the cap is refused as read_text refuses it."""
+    from generator.check import documents
+
+    big = tmp_path / "big.yaml"
+    big.write_text("data:\n" + "".join(f"  k{i}: {'v' * 90}\n" for i in range(2000)))
+    assert big.stat().st_size > 3 * (1 << 16)
+    expected = big.read_text()
+    monkeypatch.setattr(documents.os, "fstat", lambda fd: pytest.fail("a stat"))
+    assert documents.read_regular(str(big)) == expected
+    monkeypatch.undo()
+    with pytest.raises(documents.Unreadable, match="cannot read file"):
+        documents.read_regular(str(tmp_path))
+    monkeypatch.setattr(documents, "MAX_FILE_BYTES", 1 << 17)
+    with pytest.raises(documents.Unreadable, match="larger than"):
+        documents.read_regular(str(big))

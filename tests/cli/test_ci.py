@@ -20,6 +20,7 @@ import yaml
 from generator.check import documents, gate
 from tests.conftest import example_fleet, run_cli
 from tests.unit.test_check import CRDS, kubeconform_binary
+from tests.unit.test_parallel import log_pids
 
 
 def repository(tmp_path: Path, change: Callable[[Path], None]) -> Path:
@@ -156,14 +157,7 @@ def test_on_two_cores_check_reads_the_tree_beside_the_render(
     monkeypatch.setattr(gate, "parallel_jobs", lambda: 1)
     one = together(repo, "--kubeconform", "off", "--schema-location", CRDS)
     log = tmp_path / "pids.log"
-    real = gate.run_check
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        with log.open("a") as handle:
-            handle.write(f"{os.getpid()}\n")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(gate, "run_check", recording)
+    log_pids(monkeypatch, gate, "run_check", log)
     monkeypatch.setattr(gate, "parallel_jobs", lambda: 2)
     two = together(repo, "--kubeconform", "off", "--schema-location", CRDS)
     assert log.read_text().split() != [str(os.getpid())]  # checked in the helper

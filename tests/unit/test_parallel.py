@@ -37,18 +37,25 @@ def render_with(jobs: str, fleet: Path, out: Path, monkeypatch: pytest.MonkeyPat
     return tree_bytes(out)
 
 
+def log_pids(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, log: Path,
+             what: str = "") -> None:
+    """Each process that calls ``owner.name`` appends ``[<what> ]<pid>`` to ``log`` (a file,
+    because a forked helper shares no memory)."""
+    real = getattr(owner, name)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        with log.open("a") as handle:
+            handle.write(f"{what} {os.getpid()}\n" if what else f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recording)
+
+
 def record_pids(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
     """Each process that renders a part of the secondaries or writes a share of the files
-    appends ``<what> <pid>`` to ``log`` (a file, because a forked helper shares no memory)."""
-    def recording(what: str, real: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with log.open("a") as handle:
-                handle.write(f"{what} {os.getpid()}\n")
-            return real(*args, **kwargs)
-        return wrapper
-
-    monkeypatch.setattr(render, "_render_part", recording("render", render._render_part))
-    monkeypatch.setattr(output, "_write_files", recording("write", output._write_files))
+    appends ``<what> <pid>`` to ``log``."""
+    log_pids(monkeypatch, render, "_render_part", log, "render")
+    log_pids(monkeypatch, output, "_write_files", log, "write")
 
 
 def test_two_processes_write_the_same_bytes_as_one(big_fleet: Path, tmp_path: Path,
@@ -129,14 +136,7 @@ def test_two_processes_find_the_same_drift_as_one(tmp_path: Path,
     monkeypatch.setenv("K10FLEET_JOBS", "1")
     one = output.diff_tree(str(out), desired, {})
     log = tmp_path / "pids.log"
-    real = output._compare
-
-    def recording(*args: Any) -> Any:
-        with log.open("a") as handle:
-            handle.write(f"{os.getpid()}\n")
-        return real(*args)
-
-    monkeypatch.setattr(output, "_compare", recording)
+    log_pids(monkeypatch, output, "_compare", log)
     monkeypatch.setenv("K10FLEET_JOBS", "2")
     two = output.diff_tree(str(out), desired, {})
     assert len(set(log.read_text().split())) == 2  # the parent and a helper compared
@@ -225,14 +225,7 @@ def test_two_processes_check_a_tree_as_one(tmp_path: Path,
 
     one = checked("1")
     log = tmp_path / "pids.log"
-    real = check_run._check_share
-
-    def recording(*args: Any) -> Any:
-        with log.open("a") as handle:
-            handle.write(f"{os.getpid()}\n")
-        return real(*args)
-
-    monkeypatch.setattr(check_run, "_check_share", recording)
+    log_pids(monkeypatch, check_run, "_check_share", log)
     monkeypatch.setattr(check_run, "parallel_jobs", lambda: 2)
     two = checked("2")
     assert len(set(log.read_text().split())) == 2  # the parent and a helper checked
